@@ -90,3 +90,42 @@ POSETRACK_KEYPOINT_NAMES: tuple[str, ...] = (
 # ImageNet normalisation used by HRNet (RGB order, inputs scaled to [0, 1]).
 IMAGENET_MEAN_RGB: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD_RGB: tuple[float, float, float] = (0.229, 0.224, 0.225)
+
+# The 15 joints poseval scores, in poseval's own index order (``eval_helpers.Joint``). poseval prints
+# index 12 as "neck"; it is the PoseTrack ``head_bottom`` keypoint, so it keeps that name here.
+POSETRACK_EVAL_JOINTS: tuple[str, ...] = (
+    "right_ankle",
+    "right_knee",
+    "right_hip",
+    "left_hip",
+    "left_knee",
+    "left_ankle",
+    "right_wrist",
+    "right_elbow",
+    "right_shoulder",
+    "left_shoulder",
+    "left_elbow",
+    "left_wrist",
+    "head_bottom",
+    "nose",
+    "head_top",
+)
+NUM_POSETRACK_EVAL_JOINTS: int = len(POSETRACK_EVAL_JOINTS)
+
+# For each of the 17 PoseTrack slots, the index of that joint in POSETRACK_EVAL_JOINTS (None for the
+# two unannotated ear slots, which no PoseTrack evaluation scores).
+POSETRACK_SLOT_TO_EVAL_JOINT: tuple[int | None, ...] = tuple(
+    POSETRACK_EVAL_JOINTS.index(name) if name in POSETRACK_EVAL_JOINTS else None
+    for name in POSETRACK_KEYPOINT_NAMES
+)
+
+# poseval's result columns (eval_helpers.getCum): each group's AP is the mean over its joints, in this order.
+POSETRACK_EVAL_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("Head", ("head_top", "head_bottom", "nose")),
+    ("Shou", ("right_shoulder", "left_shoulder")),
+    ("Elb", ("right_elbow", "left_elbow")),
+    ("Wri", ("right_wrist", "left_wrist")),
+    ("Hip", ("right_hip", "left_hip")),
+    ("Knee", ("right_knee", "left_knee")),
+    ("Ankl", ("right_ankle", "left_ankle")),
+)

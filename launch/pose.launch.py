@@ -1,0 +1,47 @@
+"""Launch the TDMI pose node (+ optional video publisher, detector) from config/pose.yaml.
+
+For ROS 2 installs with ``ros2 launch`` (apt). pip users run ``tdmi-pose``, which starts exactly the
+same processes: both build them with ``tdmi_ros.launch_cli.node_commands``.
+
+    ros2 launch launch/pose.launch.py config:=config/pose.yaml video:=assets/videos/vtest.avi detector:=true
+
+Arguments: ``config`` (parameter YAML; default ./config/pose.yaml, else the package's installed copy), ``video`` (file or camera index; empty = the YAML's
+``enabled``), ``detector`` (true/false/auto = the YAML), ``allow_random_weights`` (testing only),
+``record`` (JSON-lines output file; empty = no recorder). Topics are relative: push a namespace or
+remap at the call site. The pose node configures and activates itself (lifecycle autostart).
+"""
+from __future__ import annotations
+
+from launch import LaunchContext, LaunchDescription
+from launch.actions import DeclareLaunchArgument, ExecuteProcess, OpaqueFunction
+from launch.substitutions import LaunchConfiguration
+
+
+def _processes(context: LaunchContext) -> list[ExecuteProcess]:
+    from tdmi_ros.launch_cli import default_config_path, node_commands
+
+    def arg(name: str) -> str:
+        return LaunchConfiguration(name).perform(context)
+
+    detector = {"true": True, "false": False}.get(arg("detector").lower())
+    overrides = {"allow_random_weights": "true"} if arg("allow_random_weights").lower() == "true" else {}
+    commands = node_commands(
+        arg("config") or default_config_path(), video=arg("video") or None, detector=detector, pose_overrides=overrides,
+        record=arg("record") or None,
+    )
+    return [
+        ExecuteProcess(cmd=cmd.argv, name=cmd.name, output="screen", sigterm_timeout="10", sigkill_timeout="5")
+        for cmd in commands
+    ]
+
+
+def generate_launch_description() -> LaunchDescription:
+    return LaunchDescription([
+        DeclareLaunchArgument("config", default_value="",
+                              description="parameter YAML ('' = ./config/pose.yaml, else the installed config/pose.yaml)"),
+        DeclareLaunchArgument("video", default_value="", description="video file or camera index ('' = YAML)"),
+        DeclareLaunchArgument("detector", default_value="auto", description="true | false | auto (= YAML)"),
+        DeclareLaunchArgument("allow_random_weights", default_value="false", description="testing only"),
+        DeclareLaunchArgument("record", default_value="", description="JSON-lines file for /poses ('' = off)"),
+        OpaqueFunction(function=_processes),
+    ])

@@ -1,0 +1,125 @@
+"""Multi-stage Temporal Difference Encoder (TDE), paper Sec. 3.1, Eqs. 1-5.
+
+Input: the stage features of a window of T = 2*delta+1 frames, ``[B, T, S=4, C, h, w]``.
+  Eq. 1  :func:`temporal_differences` -- consecutive differences F_{k+1} - F_k per stage.
+  Eq. 2  ``stage_fusion[j]`` -- 3x3 conv over the concatenated differences, then residual blocks
+         ({3, 3, 2, 2} in the paper) -> D^j.
+  Eq. 3  ``offset_mask[j]`` -- a 3x3 conv on D^j predicts DCNv2 sampling offsets O^j and
+         modulation scalars W^j (sigmoid).
+  Eq. 4  ``modulation[j]`` (:class:`ModulatedDeformConv2d`) -- DCNv2 on D^j with O^j, W^j -> D̄^j.
+  Eq. 5  ``accumulate[j]`` -- progressive accumulation v_j = Conv(v_{j-1} + D̄^j); M = v_4.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+from torchvision.ops import deform_conv2d
+
+from tdmi_core.models.configs import NUM_STAGES, TDEConfig
+from tdmi_core.models.hrnet import BN_MOMENTUM, BasicBlock
+
+
+def temporal_differences(window: Tensor) -> Tensor:
+    """Eq. 1: consecutive feature differences along time.
+
+    Args:
+        window: ``[B, T, S, C, h, w]`` stage features in time order.
+
+    Returns:
+        ``[B, T-1, S, C, h, w]``, entry k = F_{k+1} - F_k (so for T=3: {F_t - F_{t-1}, F_{t+1} - F_t}).
+    """
+    return window[:, 1:] - window[:, :-1]
+
+
+def conv_bn_relu(in_ch: int, out_ch: int) -> nn.Sequential:
+    """3x3 conv + BatchNorm + ReLU."""
+    return nn.Sequential(
+        nn.Conv2d(in_ch, out_ch, 3, 1, 1, bias=False),
+        nn.BatchNorm2d(out_ch, momentum=BN_MOMENTUM),
+        nn.ReLU(inplace=True),
+    )
+
+
+class ModulatedDeformConv2d(nn.Module):
+    """DCNv2 layer (Eq. 4): ``torchvision.ops.deform_conv2d`` with explicit offset, mask and bias.
+
+    Offsets and masks come from outside (Eq. 3), so this module only owns the kernel and bias.
+    ``forward(x[B, C_in, h, w], offset[B, 2*G*k*k, h, w], mask[B, G*k*k, h, w]) -> [B, C_out, h, w]``.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3) -> None:
+        super().__init__()
+        self.kernel_size = kernel_size
+        self.padding = kernel_size // 2
+        self.weight = nn.Parameter(torch.empty(out_channels, in_channels, kernel_size, kernel_size))
+        self.bias = nn.Parameter(torch.zeros(out_channels))
+        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+
+    def forward(self, x: Tensor, offset: Tensor, mask: Tensor) -> Tensor:
+        # Mask and bias always passed explicitly: the ONNX DeformConv mapping relies on both.
+        return deform_conv2d(
+            x, offset, self.weight, self.bias, stride=1, padding=self.padding, dilation=1, mask=mask
+        )
+
+
+class OffsetMaskPredictor(nn.Module):
+    """Eq. 3: a 3x3 conv on the stage motion feature D^j gives offsets O^j and masks W^j.
+
+    Zero-initialised so training starts from a plain convolution (offsets 0, masks 0.5), the
+    usual DCNv2 start. ``forward(d[B, C, h, w]) -> (offset[B, 2*G*k*k, h, w], mask[B, G*k*k, h, w])``.
+    """
+
+    def __init__(self, channels: int, deform_groups: int = 1, kernel_size: int = 3) -> None:
+        super().__init__()
+        self.num_offsets = 2 * deform_groups * kernel_size * kernel_size
+        self.conv = nn.Conv2d(channels, 3 * deform_groups * kernel_size * kernel_size, 3, 1, 1)
+        nn.init.zeros_(self.conv.weight)
+        nn.init.zeros_(self.conv.bias)
+
+    def forward(self, d: Tensor) -> tuple[Tensor, Tensor]:
+        out = self.conv(d)
+        return out[:, : self.num_offsets], torch.sigmoid(out[:, self.num_offsets :])
+
+
+class TemporalDifferenceEncoder(nn.Module):
+    """TDE: window stage features ``[B, T, 4, C, h, w]`` -> motion feature ``M[B, C, h, w]``."""
+
+    def __init__(self, cfg: TDEConfig) -> None:
+        super().__init__()
+        if len(cfg.res_blocks) != NUM_STAGES:
+            raise ValueError(f"TDE needs {NUM_STAGES} residual-block counts, got {cfg.res_blocks}")
+        self.cfg = cfg
+        c, t = cfg.channels, cfg.num_frames
+        # Eq. 2: Conv[(F_t - F_{t-1}) ⊕ (F_{t+1} - F_t) ...] -> residual blocks, one chain per stage.
+        self.stage_fusion = nn.ModuleList(
+            nn.Sequential(conv_bn_relu((t - 1) * c, c), *(BasicBlock(c, c) for _ in range(n)))
+            for n in cfg.res_blocks
+        )
+        self.offset_mask = nn.ModuleList(OffsetMaskPredictor(c, cfg.deform_groups) for _ in range(NUM_STAGES))
+        self.modulation = nn.ModuleList(ModulatedDeformConv2d(c, c) for _ in range(NUM_STAGES))
+        self.accumulate = nn.ModuleList(
+            nn.Sequential(*(conv_bn_relu(c, c) for _ in range(cfg.accum_convs))) for _ in range(NUM_STAGES)
+        )
+
+    def stage_motion(self, window: Tensor) -> list[Tensor]:
+        """Eqs. 1-2: ``window[B, T, 4, C, h, w]`` -> per-stage motion features D^j ``[B, C, h, w]``."""
+        diffs = temporal_differences(window)  # [B, T-1, S, C, h, w]
+        b, n, s, c, h, w = diffs.shape
+        out = []
+        for j in range(s):
+            stacked = diffs[:, :, j].reshape(b, n * c, h, w)  # time-ordered concatenation (⊕)
+            out.append(self.stage_fusion[j](stacked))
+        return out
+
+    def forward(self, window: Tensor) -> Tensor:
+        """Eqs. 1-5: ``window[B, T, 4, C, h, w]`` -> ``M[B, C, h, w]``."""
+        motion = None
+        for j, d in enumerate(self.stage_motion(window)):
+            offset, mask = self.offset_mask[j](d)  # Eq. 3
+            d_bar = self.modulation[j](d, offset, mask)  # Eq. 4
+            motion = d_bar if motion is None else motion + d_bar  # Eq. 5, progressive accumulation
+            motion = self.accumulate[j](motion)
+        assert motion is not None
+        return motion

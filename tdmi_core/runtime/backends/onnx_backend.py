@@ -1,0 +1,192 @@
+"""ONNX Runtime backend (CPU): backbone and temporal head exported to ONNX with a dynamic batch.
+
+The exported files are cached (:class:`~tdmi_core.runtime.engine_cache.EngineCache`, keyed by the
+weights' hash, torch/opset and onnxruntime versions) and each export is checked against eager
+torch on a random batch before use. The TDE's DCNv2 (``torchvision.ops.deform_conv2d``) is exported
+as the standard ONNX ``DeformConv`` (opset 19), which ONNX Runtime's CPU provider implements.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from tdmi_core.runtime.engine_cache import EngineCache, EngineKey, model_fingerprint
+
+_logger = logging.getLogger(__name__)
+
+__all__ = ["OnnxRuntimeBackend", "export_onnx"]
+
+OPSET = 19  # first opset with DeformConv
+_SYMBOLIC_REGISTERED = False
+
+
+def _deform_conv2d_symbolic(g: Any, input, weight, offset, mask, bias, stride_h, stride_w, pad_h, pad_w,
+                            dil_h, dil_w, n_weight_grps, n_offset_grps, use_mask):  # noqa: ANN001
+    """torchvision::deform_conv2d → ONNX DeformConv (same semantics: offsets (dy, dx) per tap, mask)."""
+    from torch.onnx.symbolic_helper import _get_const
+
+    ints = [_get_const(v, "i", "") for v in (stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, n_weight_grps, n_offset_grps)]
+    sh, sw, ph, pw, dh, dw, wg, og = (int(v) for v in ints)
+    args = [input, weight, offset, bias]
+    if bool(_get_const(use_mask, "b", "")):
+        args.append(mask)
+    kernel = weight.type().sizes()[2:]
+    return g.op(
+        "DeformConv",
+        *args,
+        dilations_i=[dh, dw],
+        group_i=wg,
+        kernel_shape_i=list(kernel),
+        offset_group_i=og,
+        pads_i=[ph, pw, ph, pw],
+        strides_i=[sh, sw],
+    )
+
+
+def _register_symbolics() -> None:
+    global _SYMBOLIC_REGISTERED  # registration is process-wide in torch.onnx anyway
+    if not _SYMBOLIC_REGISTERED:
+        torch.onnx.register_custom_op_symbolic("torchvision::deform_conv2d", _deform_conv2d_symbolic, OPSET)
+        _SYMBOLIC_REGISTERED = True
+
+
+class _HeadOnly(nn.Module):
+    """Export wrapper: the temporal head returning heatmaps only."""
+
+    def __init__(self, head: nn.Module) -> None:
+        super().__init__()
+        self.head = head
+
+    def forward(self, windows: Tensor) -> Tensor:
+        return self.head(windows)
+
+
+def export_onnx(module: nn.Module, example: Tensor, path: Path, input_name: str, output_name: str) -> None:
+    """Export ``module`` with a dynamic batch axis (TorchScript-based exporter, opset 19)."""
+    import warnings
+
+    _register_symbolics()
+    # The exporter restores the module's train/eval flag afterwards: a wrapper left in training
+    # mode would switch the wrapped BatchNorms to batch statistics for every later torch call.
+    module.eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the legacy exporter warns about its deprecation and tracer asserts
+        torch.onnx.export(
+            module,
+            (example,),
+            str(path),
+            dynamo=False,
+            opset_version=OPSET,
+            input_names=[input_name],
+            output_names=[output_name],
+            dynamic_axes={input_name: {0: "batch"}, output_name: {0: "batch"}},
+        )
+
+
+class OnnxRuntimeBackend:
+    """Backbone and temporal head as ONNX Runtime CPU sessions.
+
+    Args:
+        model: the TDMI model (fp32; moved to CPU for export).
+        model_cfg: its config (input and feature shapes).
+        cache_dir: where exported ``.onnx`` files are cached.
+        num_threads: ONNX Runtime intra-op threads (None = library default).
+        max_batch: optional cap on one call's batch.
+        check_atol: max allowed |ONNX Runtime - torch| on the export check (relative to output scale).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        model_cfg: Any,
+        cache_dir: str | Path,
+        num_threads: int | None = None,
+        max_batch: int | None = None,
+        check_atol: float = 1e-3,
+    ) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError as e:
+            raise ImportError("OnnxRuntimeBackend needs onnxruntime: pip install onnxruntime") from e
+        self.device = torch.device("cpu")
+        self.input_dtype = torch.float32
+        self.max_batch = max_batch
+        self.name = "onnxruntime-cpu-fp32"
+        model = model.eval().to("cpu", torch.float32)
+        cache = EngineCache(cache_dir, extension="onnx")
+        model_hash = model_fingerprint(model)
+        h, w = model_cfg.input_size_hw
+        hh, hw = model_cfg.heatmap_size_hw
+        c = model_cfg.width
+        parts = {
+            "backbone": (model.backbone, (3, h, w), "crops", "features"),
+            "head": (_HeadOnly(model.temporal_head).eval(), (model_cfg.num_frames, 4, c, hh, hw), "windows", "heatmaps"),
+        }
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if num_threads is not None:
+            options.intra_op_num_threads = int(num_threads)
+            options.inter_op_num_threads = 1
+        self._sessions: dict[str, Any] = {}
+        self._io: dict[str, tuple[str, str]] = {}
+        for part, (module, shape, in_name, out_name) in parts.items():
+            key = EngineKey(
+                part=part,
+                model_hash=model_hash,
+                model_name=str(model_cfg.name),
+                compiler=f"torch.onnx-opset{OPSET}",
+                runtime=f"onnxruntime-{ort.__version__}",
+                torch_version=torch.__version__,
+                device="cpu",
+                precision="fp32",
+                min_shape=(1, *shape),
+                opt_shape=(1, *shape),
+                max_shape=(max_batch or 1, *shape),
+            )
+            # The ONNX file has a free batch axis: the key's batch range is informative only.
+            path = cache.lookup(key)
+            if path is None:
+                # Random inputs for the head too: an untrained backbone gives near-constant features,
+                # whose frame differences (~1e-8) would make the check compare rounding noise.
+                example = torch.randn(2, *shape)
+                _logger.info("exporting %s %s to ONNX (opset %d)", model_cfg.name, part, OPSET)
+                path = cache.store(key, lambda p, m=module, x=example, i=in_name, o=out_name: export_onnx(m, x, p, i, o))
+                self._check(ort, options, path, module, example, in_name, check_atol)
+            self._sessions[part] = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            self._io[part] = (in_name, out_name)
+        _logger.info("OnnxRuntimeBackend ready (%s)", model_cfg.name)
+
+    @staticmethod
+    def _check(ort: Any, options: Any, path: Path, module: nn.Module, example: Tensor, in_name: str, atol: float) -> None:
+        """Compare the exported file with eager torch; delete it and raise if they disagree."""
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        got = session.run(None, {in_name: example.numpy()})[0]
+        with torch.inference_mode():
+            want = module(example).numpy()
+        err = float(np.abs(got - want).max())
+        scale = float(np.abs(want).max()) + 1e-6
+        if not err <= atol * max(scale, 1.0):
+            path.unlink(missing_ok=True)
+            raise RuntimeError(
+                f"ONNX export of {path.name} disagrees with torch (max |diff| {err:.3g}, output scale {scale:.3g}); "
+                "use backend 'torch' and report the model change that broke the export"
+            )
+        _logger.info("ONNX export %s matches torch (max |diff| %.2e)", path.name, err)
+
+    def _run(self, part: str, x: Tensor) -> Tensor:
+        in_name, _ = self._io[part]
+        arr = x.detach().to("cpu", torch.float32).contiguous().numpy()
+        return torch.from_numpy(self._sessions[part].run(None, {in_name: arr})[0])
+
+    def backbone(self, crops: Tensor) -> Tensor:
+        """``crops[B, 3, H, W]`` → ``features[B, S, C, H/4, W/4]`` (CPU fp32)."""
+        return self._run("backbone", crops)
+
+    def temporal_head(self, windows: Tensor) -> Tensor:
+        """``windows[B, T, S, C, h, w]`` → ``heatmaps[B, K, h, w]`` (CPU fp32)."""
+        return self._run("head", windows)

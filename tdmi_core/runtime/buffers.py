@@ -1,0 +1,71 @@
+"""Bounded per-stream state: recent frames and per-track crop boxes + backbone features."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from torch import Tensor
+
+from tdmi_core.runtime.crops import CropBox
+from tdmi_core.runtime.types import TrackedBox
+
+__all__ = ["FrameRecord", "TrackState", "window_frame_indices"]
+
+
+@dataclass
+class FrameRecord:
+    """One pushed frame: the image (kept while a window may still crop it), its token and tracks."""
+
+    image: np.ndarray
+    token: Any
+    tracks: dict[int, TrackedBox]
+
+
+@dataclass
+class TrackState:
+    """What the runtime remembers about one track.
+
+    Attributes:
+        track_id: the id.
+        held: crop box currently held (streaming mode) or the latest key box (exact mode).
+        key_crops: crop box per key frame not yet emitted (frame index → box).
+        features: backbone features per (frame index, crop key): ``[S, C, h, w]`` tensors.
+        last_seen: last frame index the track was pushed with.
+    """
+
+    track_id: int
+    held: CropBox | None = None
+    key_crops: dict[int, CropBox] = field(default_factory=dict)
+    features: dict[tuple[int, tuple], Tensor] = field(default_factory=dict)
+    last_seen: int = -1
+
+    def evict(self, min_feature_frame: int, min_key_frame: int) -> None:
+        """Drop emitted key frames and features no pending window can use."""
+        self.key_crops = {f: c for f, c in self.key_crops.items() if f >= min_key_frame}
+        live = {c.key for c in self.key_crops.values()}
+        self.features = {
+            k: v for k, v in self.features.items() if k[0] >= min_feature_frame and k[1] in live
+        }
+
+
+def window_frame_indices(key: int, delta: int, first: int, last: int) -> list[int]:
+    """Frame indices of the window around ``key``, padded at sequence edges (paper-family rule).
+
+    A missing earlier frame (``< first``) is replaced by the key frame; a missing later frame
+    (``> last``) by ``key + 1`` if that exists, else by the key frame.
+
+    Returns:
+        ``2 * delta + 1`` indices in time order; the key frame sits at position ``delta``.
+    """
+    if not first <= key <= last:
+        raise ValueError(f"key frame {key} outside the available frames [{first}, {last}]")
+    out = []
+    for offset in range(-delta, delta + 1):
+        i = key + offset
+        if i < first:
+            i = key
+        elif i > last:
+            i = key + 1 if key + 1 <= last else key
+        out.append(i)
+    return out

@@ -1,0 +1,150 @@
+"""Demo companion: detect people in images and publish ``tdmi_msgs/PersonDetectionArray``.
+
+Each output carries the header of the image it was computed on (the pose node pairs by stamp)
+and ``track_id = NO_TRACK_ID`` (the pose node tracks). Detection runs on a worker thread; while it
+is busy, newer images replace the waiting one (counted as skipped), so the detector never
+builds latency. Parameters (node ``tdmi_detector`` in config/pose.yaml): see :data:`DETECTOR_PARAMS`.
+
+Run: ``python -m tdmi_ros.detector_node --ros-args -p detector:=movenet``.
+"""
+from __future__ import annotations
+
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import rclpy
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+
+from tdmi_ros import conversions as conv
+
+NODE_NAME = "tdmi_detector"
+
+DETECTOR_PARAMS: dict[str, tuple[Any, str]] = {
+    "enabled": (False, "Launchers start this node only when true (or when asked on the command line)."),
+    "image_topic": ("image", "Input image topic (relative)."),
+    "image_transport": ("raw", "'raw' (sensor_msgs/Image) or 'compressed' (<image_topic>/compressed)."),
+    "image_qos": ("sensor_data", "'sensor_data' (best effort) or 'reliable'."),
+    "detections_topic": ("detections", "Output PersonDetectionArray topic (relative)."),
+    "detector": ("movenet", "'movenet' (MoveNet MultiPose ONNX) or 'hog' (OpenCV HOG, needs opencv-contrib)."),
+    "model_path": ("weights/movenet_multipose_lightning.onnx", "MoveNet ONNX file (relative to the working dir)."),
+    "min_score": (0.2, "Keep people with at least this detector score."),
+    "long_side_px": (256, "MoveNet input long side (multiple of 32; larger finds smaller people, slower)."),
+    "num_threads": (1, "Inference threads."),
+    "max_pending": (1, "Images waiting while the detector is busy; more are skipped (oldest first)."),
+}
+
+
+class DetectorNode(Node):
+    """Subscribes images, runs a ``tdmi_core.detection`` detector on a worker thread, publishes boxes."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(NODE_NAME, **kwargs)
+        for name, (default, description) in DETECTOR_PARAMS.items():
+            self.declare_parameter(name, default, ParameterDescriptor(description=description))
+        p = self.p = {name: self.get_parameter(name).value for name in DETECTOR_PARAMS}
+        self.detector = self._build_detector()
+        from tdmi_msgs.msg import PersonDetectionArray
+
+        self.pub = self.create_publisher(
+            PersonDetectionArray, p["detections_topic"], QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        )
+        qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
+        if p["image_qos"] == "sensor_data":
+            qos = QoSProfile(depth=5, reliability=qos_profile_sensor_data.reliability)
+        if p["image_transport"] == "compressed":
+            from sensor_msgs.msg import CompressedImage
+
+            self.decode = conv.compressed_to_bgr
+            self.sub = self.create_subscription(CompressedImage, f"{p['image_topic']}/compressed", self._on_image, qos)
+        else:
+            from sensor_msgs.msg import Image
+
+            self.decode = conv.image_to_bgr
+            self.sub = self.create_subscription(Image, p["image_topic"], self._on_image, qos)
+        self.counts = {"images": 0, "detected": 0, "skipped_busy": 0, "bad_image": 0}
+        self._pending: list[Any] = []
+        self._cond = threading.Condition()
+        self._stop = False
+        self._worker = threading.Thread(target=self._run, name="tdmi_detector_worker", daemon=True)
+        self._worker.start()
+
+    def _build_detector(self) -> Any:
+        from tdmi_core.detection import HogPersonDetector, MoveNetDetector
+
+        p = self.p
+        if p["detector"] == "movenet":
+            path = Path(p["model_path"])
+            return MoveNetDetector(
+                path, score_threshold=float(p["min_score"]), long_side_px=int(p["long_side_px"]),
+                num_threads=int(p["num_threads"]),
+            )
+        if p["detector"] == "hog":
+            return HogPersonDetector(score_threshold=float(p["min_score"]))
+        raise ValueError(f"detector must be 'movenet' or 'hog', got {p['detector']!r}")
+
+    def _on_image(self, msg: Any) -> None:
+        with self._cond:
+            self.counts["images"] += 1
+            self._pending.append(msg)
+            while len(self._pending) > int(self.p["max_pending"]):
+                self._pending.pop(0)
+                self.counts["skipped_busy"] += 1
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending and not self._stop:
+                    self._cond.wait()
+                if self._stop:
+                    return
+                msg = self._pending.pop(0)
+            try:
+                image = self.decode(msg)
+            except conv.InputError as e:
+                self.counts["bad_image"] += 1
+                self.get_logger().warn(f"skipping image ({e.reason}): {e}", throttle_duration_sec=5.0)
+                continue
+            try:
+                dets = self.detector.detect(image)
+            except Exception as e:  # noqa: BLE001 - one failed frame must not stop the detector
+                self.counts["detect_error"] = self.counts.get("detect_error", 0) + 1
+                self.get_logger().error(f"detection failed: {type(e).__name__}: {e}", throttle_duration_sec=5.0)
+                continue
+            self.pub.publish(conv.boxes_to_detection_msg(dets.boxes_xyxy, dets.scores, msg.header))
+            self.counts["detected"] += 1
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stop = True
+            self._cond.notify_all()
+        self._worker.join(5.0)
+        self.get_logger().info(f"detector counts: {self.counts}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv if argv is None else argv)
+    node: DetectorNode | None = None
+    try:
+        with rclpy.init(args=argv):
+            try:
+                node = DetectorNode()
+            except (ValueError, FileNotFoundError, RuntimeError, ImportError) as e:
+                rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start the detector: {e}")
+                return 2
+            rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,337 @@
+"""The real-time TDMI pose node (a lifecycle node; autostarts from ``main``).
+
+Data path: image + detections callbacks (decode, validate, pair by stamp; never infer) →
+:class:`tdmi_ros.pipeline.PosePipeline` worker (tracker → streaming TDMI estimator) → publishers
+(``poses``, ``poses/markers``, optional ``poses/image``, ``/diagnostics``). Every output carries the
+header of the frame it describes (frame t, published when frame t+delta has arrived).
+
+Lifecycle: parameters are declared in ``__init__``; ``on_configure`` reads and validates them and
+creates the publishers; ``on_activate`` loads the model (missing/corrupt weights → FAILURE, and
+``main`` exits non-zero), starts the worker and subscribes; ``on_deactivate`` undoes that.
+
+Run: ``python -m tdmi_ros.node --ros-args --params-file config/pose.yaml`` (or ``tdmi-pose``).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import rclpy
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.executors import ExternalShutdownException
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.utilities import remove_ros_args
+
+from tdmi_ros import conversions as conv
+from tdmi_ros.diagnostics import ERROR, PipelineStats, assess, stats_to_diagnostics
+from tdmi_ros.params import POSE_PARAMS, PoseNodeConfig
+from tdmi_ros.pipeline import FrameJob, PosePipeline
+from tdmi_ros.sync import AddResult, StampPairer
+
+NODE_NAME = "tdmi_pose"
+
+
+@dataclass(frozen=True)
+class FrameMeta:
+    """What the outputs of one frame need besides its poses (travels through the pipeline as its token)."""
+
+    header: Any  # the source image's std_msgs/Header
+    width: int
+    height: int
+    image: Any = None  # [H, W, 3] BGR, only when the annotated image is published
+
+
+class PoseNode(LifecycleNode):
+    """Multi-person, multi-frame pose estimation on an image + detection stream."""
+
+    def __init__(self, node_name: str = NODE_NAME, base_dir: Path | None = None, **kwargs: Any) -> None:
+        super().__init__(node_name, **kwargs)
+        self.base_dir = base_dir
+        defaults = PoseNodeConfig()
+        for name, description in POSE_PARAMS.items():
+            default = getattr(defaults, name)
+            self.declare_parameter(
+                name, list(default) if isinstance(default, tuple) else default,
+                ParameterDescriptor(description=description),
+            )
+        self.cfg: PoseNodeConfig | None = None
+        self.failure: str | None = None  # why the last transition failed (for main's exit message)
+        self.stats = PipelineStats()
+        self.pairer: StampPairer | None = None
+        self.pipeline: PosePipeline | None = None
+        self._lock = threading.Lock()  # pairer state (callbacks, timers)
+        self._pubs: dict[str, Any] = {}
+        self._subs: list[Any] = []
+        self._timers: list[Any] = []
+        self.estimator_description = ""
+
+    # ------------------------------------------------------------------ lifecycle
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            values = {name: self.get_parameter(name).value for name in POSE_PARAMS}
+            self.cfg = cfg = PoseNodeConfig.from_dict(values)
+            if cfg.detections_type == "vision_msgs":
+                try:
+                    import vision_msgs.msg  # noqa: F401
+                except ImportError as e:
+                    raise ValueError(
+                        "detections_type is 'vision_msgs' but vision_msgs is not installed; install "
+                        "ros-<distro>-vision-msgs or use detections_type:=tdmi"
+                    ) from e
+        except Exception as e:  # noqa: BLE001 - any bad parameter fails configure with its message
+            return self._fail(f"invalid parameters: {e}")
+        from diagnostic_msgs.msg import DiagnosticArray
+        from sensor_msgs.msg import Image
+        from tdmi_msgs.msg import Skeleton2DArray
+        from visualization_msgs.msg import MarkerArray
+
+        out_qos = QoSProfile(depth=cfg.output_qos_depth, reliability=ReliabilityPolicy.RELIABLE)
+        self._pubs["poses"] = self.create_lifecycle_publisher(Skeleton2DArray, cfg.poses_topic, out_qos)
+        if cfg.publish_markers:
+            self._pubs["markers"] = self.create_lifecycle_publisher(MarkerArray, cfg.markers_topic, out_qos)
+        if cfg.publish_annotated_image:
+            self._pubs["image"] = self.create_lifecycle_publisher(Image, cfg.annotated_image_topic, out_qos)
+        self._pubs["diagnostics"] = self.create_lifecycle_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.pairer = StampPairer(
+            max_wait_s=cfg.pairing_max_wait_s,
+            max_pending=cfg.pairing_max_pending,
+            slop_ns=int(cfg.pairing_slop_s * 1e9),
+            reset_backwards_s=cfg.stamp_reset_s,
+        )
+        self.get_logger().info(f"configured: {cfg}")
+        return super().on_configure(state)
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        from tdmi_core.tracking import IouTracker
+        from tdmi_ros.model_loading import ModelLoadError, build_estimator
+
+        cfg = self.cfg
+        assert cfg is not None and self.pairer is not None
+        try:
+            estimator, self.estimator_description = build_estimator(cfg, self.base_dir)
+        except ModelLoadError as e:
+            return self._fail(str(e))
+        if "RANDOM" in self.estimator_description:
+            self.get_logger().error(
+                "*** allow_random_weights is set: running a RANDOMLY INITIALISED model; poses are meaningless. "
+                "Use this for pipeline tests only. ***"
+            )
+        tracker = IouTracker(cfg.tracker_iou_threshold, cfg.tracker_max_missed_frames)
+        self.pipeline = PosePipeline(
+            estimator, tracker, self._publish_result, self.stats,
+            queue_depth=cfg.queue_depth, max_frame_age_s=cfg.max_frame_age_s,
+            flush_after_idle_s=cfg.flush_after_idle_s,
+        )
+        self.pipeline.start()
+        self._subscribe(cfg)
+        self._timers.append(self.create_timer(cfg.diagnostics_period_s, self._publish_diagnostics))
+        self._timers.append(self.create_timer(min(0.1, cfg.pairing_max_wait_s / 2), self._expire))
+        self.get_logger().info(f"active: {self.estimator_description}; delta={cfg.delta}")
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._teardown_active()
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._teardown_active()
+        for pub in self._pubs.values():
+            self.destroy_lifecycle_publisher(pub)
+        self._pubs.clear()
+        self.pairer = None
+        return super().on_cleanup(state)
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._teardown_active()
+        return super().on_shutdown(state)
+
+    def _fail(self, message: str) -> TransitionCallbackReturn:
+        self.failure = message
+        self.get_logger().fatal(message)
+        return TransitionCallbackReturn.FAILURE
+
+    def _subscribe(self, cfg: PoseNodeConfig) -> None:
+        if cfg.image_qos == "sensor_data":
+            image_qos = QoSProfile(
+                history=HistoryPolicy.KEEP_LAST, depth=cfg.image_qos_depth,
+                reliability=qos_profile_sensor_data.reliability, durability=qos_profile_sensor_data.durability,
+            )
+        else:
+            image_qos = QoSProfile(depth=cfg.image_qos_depth, reliability=ReliabilityPolicy.RELIABLE)
+        if cfg.image_transport == "compressed":
+            from sensor_msgs.msg import CompressedImage
+
+            self._subs.append(self.create_subscription(
+                CompressedImage, f"{cfg.image_topic}/compressed", self._on_compressed, image_qos))
+        else:
+            from sensor_msgs.msg import Image
+
+            self._subs.append(self.create_subscription(Image, cfg.image_topic, self._on_image, image_qos))
+        det_qos = QoSProfile(depth=cfg.detections_qos_depth, reliability=ReliabilityPolicy.RELIABLE)
+        if cfg.detections_type == "vision_msgs":
+            from vision_msgs.msg import Detection2DArray
+
+            det_type: type = Detection2DArray
+        else:
+            from tdmi_msgs.msg import PersonDetectionArray
+
+            det_type = PersonDetectionArray
+        self._subs.append(self.create_subscription(det_type, cfg.detections_topic, self._on_detections, det_qos))
+
+    def _teardown_active(self) -> None:
+        for sub in self._subs:
+            self.destroy_subscription(sub)
+        for timer in self._timers:
+            self.destroy_timer(timer)
+        self._subs.clear()
+        self._timers.clear()
+        if self.pipeline is not None:
+            self.pipeline.stop()
+            self.pipeline = None  # frees the model
+            try:
+                import torch
+
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+            except ImportError:
+                pass
+
+    # ------------------------------------------------------------------ callbacks (thin, never infer)
+    def _on_image(self, msg: Any) -> None:
+        self._accept_image(msg, conv.image_to_bgr)
+
+    def _on_compressed(self, msg: Any) -> None:
+        self._accept_image(msg, conv.compressed_to_bgr)
+
+    def _accept_image(self, msg: Any, decode: Any) -> None:
+        now = time.monotonic()
+        self.stats.tick("image", now)
+        assert self.cfg is not None
+        try:
+            image = decode(msg, max_pixels=self.cfg.max_image_pixels)
+        except conv.InputError as e:
+            self._drop(f"image_{e.reason}", str(e))
+            return
+        with self._lock:
+            if self.pairer is None:
+                return
+            result = self.pairer.add_image(conv.stamp_to_ns(msg.header.stamp), (msg.header, image, now), now)
+        self._dispatch(result)
+
+    def _on_detections(self, msg: Any) -> None:
+        now = time.monotonic()
+        self.stats.tick("detections", now)
+        with self._lock:
+            if self.pairer is None:
+                return
+            result = self.pairer.add_detections(conv.stamp_to_ns(msg.header.stamp), msg, now)
+        self._dispatch(result)
+
+    def _dispatch(self, result: AddResult) -> None:
+        cfg, pipeline = self.cfg, self.pipeline
+        if pipeline is None or cfg is None:
+            return
+        if result.reset:
+            self.stats.tick("stream_reset")
+            self.get_logger().warn("image stamps jumped backwards: source restarted, starting a new sequence")
+            pipeline.request_reset()
+        for pair in result.pairs:
+            header, image, received_s = pair.image
+            height, width = image.shape[:2]
+            try:
+                if cfg.detections_type == "vision_msgs":
+                    parsed = conv.vision_detections_to_boxes(
+                        pair.detections, width, height, cfg.person_class_ids, cfg.min_box_score,
+                        cfg.min_box_size_px, cfg.max_persons)
+                else:
+                    parsed = conv.detections_to_boxes(
+                        pair.detections, width, height, cfg.min_box_score, cfg.min_box_size_px, cfg.max_persons)
+            except (ValueError, TypeError, AttributeError) as e:
+                self._drop("detections_malformed", f"detections for {pair.stamp_ns} unusable: {e}")
+                continue
+            for reason, n in parsed.drops.items():
+                if reason != "low_score":
+                    self.stats.drop(f"box_{reason}", n)
+            self.stats.tick("paired")
+            pipeline.submit(FrameJob(
+                token=FrameMeta(header, width, height, image if cfg.publish_annotated_image else None),
+                image_bgr=image, boxes_xyxy=parsed.boxes_xyxy, scores=parsed.scores,
+                track_ids=parsed.track_ids, received_s=received_s,
+            ))
+
+    def _drop(self, reason: str, message: str) -> None:
+        self.stats.drop(reason)
+        self.get_logger().warn(f"dropped input ({reason}): {message}", throttle_duration_sec=5.0)
+
+    def _expire(self) -> None:
+        with self._lock:
+            if self.pairer is not None:
+                self.pairer.expire(time.monotonic())
+
+    # ------------------------------------------------------------------ outputs (worker thread)
+    def _publish_result(self, meta: FrameMeta, poses: list[Any]) -> None:
+        cfg = self.cfg
+        header, image = meta.header, meta.image
+        msg = conv.poses_to_msg(poses, header, (meta.width, meta.height))
+        self._pubs["poses"].publish(msg)
+        self.stats.tick("poses")
+        if "markers" in self._pubs and cfg is not None:
+            self._pubs["markers"].publish(conv.skeletons_to_markers(
+                msg, cfg.marker_lifetime_s, cfg.marker_scale_m_per_px, cfg.min_keypoint_score))
+        if "image" in self._pubs and image is not None and cfg is not None:
+            self._pubs["image"].publish(conv.bgr_to_image_msg(
+                conv.draw_skeletons(image, msg, cfg.min_keypoint_score), header))
+
+    def _publish_diagnostics(self) -> None:
+        cfg, pipeline = self.cfg, self.pipeline
+        if cfg is None:
+            return
+        with self._lock:
+            if self.pairer is not None:
+                self.stats.set_drops("", self.pairer.drops)
+        snapshot = self.stats.snapshot()
+        level, message = assess(snapshot, ("image", "detections"), cfg.input_silence_warn_s)
+        if pipeline is not None and not pipeline.healthy:
+            level, message = ERROR, f"inference failing: {pipeline.last_error}"
+        self._pubs["diagnostics"].publish(stats_to_diagnostics(
+            snapshot, f"{self.get_name()}: pipeline", self.estimator_description, level, message,
+            self.get_clock().now().to_msg(),
+        ))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Start the pose node (configure + activate unless ``--no-autostart``); non-zero exit on failure."""
+    argv = list(sys.argv if argv is None else argv)
+    parser = argparse.ArgumentParser(
+        prog="tdmi-pose-node", description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    parser.add_argument("--no-autostart", action="store_true", help="stay unconfigured until a lifecycle manager says so")
+    args = parser.parse_args(remove_ros_args(argv)[1:])
+    logging.basicConfig(level=logging.INFO, format="[%(levelname)s] [%(name)s]: %(message)s")
+    node: PoseNode | None = None
+    try:
+        with rclpy.init(args=argv):
+            node = PoseNode()
+            if not args.no_autostart:
+                for step in (node.trigger_configure, node.trigger_activate):
+                    if step() != TransitionCallbackReturn.SUCCESS:
+                        # the reason was logged (fatal) by the failing transition
+                        return 1
+            rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node._teardown_active()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,90 @@
+"""Record ``/poses`` (tdmi_msgs/Skeleton2DArray) to JSON lines, one message per line.
+
+Each line: ``{"stamp_ns": int, "frame_id": str, "received_ns": int, "skeletons": [{"track_id", "box",
+"box_score", "keypoints": [[x, y, score] * 17], "score"}]}``.
+
+Run: ``python -m tdmi_ros.recorder --output poses.jsonl [--topic poses] [--max-messages N] [--duration-s S]``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+import rclpy
+from rclpy.executors import ExternalShutdownException
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.utilities import remove_ros_args
+
+from tdmi_ros.conversions import stamp_to_ns
+
+
+def skeleton_array_to_record(msg: Any, received_ns: int) -> dict[str, Any]:
+    """One ``Skeleton2DArray`` -> a JSON-ready dict (keypoints as [x, y, score] rows)."""
+    return {
+        "stamp_ns": stamp_to_ns(msg.header.stamp),
+        "frame_id": msg.header.frame_id,
+        "received_ns": received_ns,
+        "skeletons": [
+            {
+                "track_id": int(s.track_id),
+                "box": {"center_x": s.box.center_x, "center_y": s.box.center_y,
+                        "size_x": s.box.size_x, "size_y": s.box.size_y},
+                "box_score": float(s.box_score),
+                "keypoints": [[float(k.x), float(k.y), float(k.score)] for k in s.keypoints],
+                "score": float(s.score),
+            }
+            for s in msg.skeletons
+        ],
+    }
+
+
+class PoseRecorder:
+    """Subscribes to a Skeleton2DArray topic on ``node`` and appends each message to ``out``."""
+
+    def __init__(self, node: Any, topic: str, out: TextIO) -> None:
+        from tdmi_msgs.msg import Skeleton2DArray
+
+        self.out = out
+        self.count = 0
+        self.sub = node.create_subscription(
+            Skeleton2DArray, topic, self._on_poses, QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+        )
+
+    def _on_poses(self, msg: Any) -> None:
+        self.out.write(json.dumps(skeleton_array_to_record(msg, time.time_ns()), allow_nan=True) + "\n")
+        self.out.flush()
+        self.count += 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv if argv is None else argv)
+    parser = argparse.ArgumentParser(prog="tdmi-recorder", description=__doc__,
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--output", type=Path, required=True, help="JSON lines file to write")
+    parser.add_argument("--topic", default="poses", help="Skeleton2DArray topic")
+    parser.add_argument("--max-messages", type=int, default=0, help="stop after this many (0 = no limit)")
+    parser.add_argument("--duration-s", type=float, default=0.0, help="stop after this long (0 = no limit)")
+    args = parser.parse_args(remove_ros_args(argv)[1:])
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with rclpy.init(args=argv), open(args.output, "w") as out:
+            node = rclpy.create_node("tdmi_recorder")
+            recorder = PoseRecorder(node, args.topic, out)
+            deadline = time.monotonic() + args.duration_s if args.duration_s > 0 else None
+            while rclpy.ok():
+                rclpy.spin_once(node, timeout_sec=0.1)
+                if args.max_messages and recorder.count >= args.max_messages:
+                    break
+                if deadline is not None and time.monotonic() > deadline:
+                    break
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
