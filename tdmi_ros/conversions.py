@@ -345,8 +345,8 @@ def skeletons_to_markers(
 ) -> Any:
     """``Skeleton2DArray`` -> ``visualization_msgs/MarkerArray`` for RViz.
 
-    Per skeleton: one SPHERE_LIST of joints (id 2*track_id) and one LINE_LIST of limbs
-    (id 2*track_id + 1), coloured by track id, in the image's frame with pixel (u, v) placed at
+    Per skeleton: one SPHERE_LIST of joints (id 2*k) and one LINE_LIST of limbs (id 2*k + 1),
+    k = track_id mod 2**30 so ids stay int32, coloured by track id, in the image's frame with pixel (u, v) placed at
     (u, v, 0) * ``scale_m_per_px`` (x right, y down, as an optical frame). Joints below
     ``min_keypoint_score`` and limbs touching them are left out. Markers expire after
     ``lifetime_s`` so people who leave disappear.
@@ -364,12 +364,13 @@ def skeletons_to_markers(
         color = ColorRGBA(r=float(r), g=float(g), b=float(b), a=1.0)
         points = [Point(x=k.x * scale_m_per_px, y=k.y * scale_m_per_px, z=0.0) for k in skel.keypoints]
         ok = [bool(np.isfinite(k.x) and np.isfinite(k.y) and k.score >= min_keypoint_score) for k in skel.keypoints]
-        joints = Marker(header=msg.header, ns=namespace, id=2 * skel.track_id, type=Marker.SPHERE_LIST,
+        key = int(skel.track_id) % 2**30
+        joints = Marker(header=msg.header, ns=namespace, id=2 * key, type=Marker.SPHERE_LIST,
                         action=Marker.ADD, lifetime=lifetime, color=color)
         joints.pose.orientation.w = 1.0
         joints.scale.x = joints.scale.y = joints.scale.z = 6.0 * scale_m_per_px
         joints.points = [p for p, good in zip(points, ok) if good]
-        limbs = Marker(header=msg.header, ns=namespace, id=2 * skel.track_id + 1, type=Marker.LINE_LIST,
+        limbs = Marker(header=msg.header, ns=namespace, id=2 * key + 1, type=Marker.LINE_LIST,
                        action=Marker.ADD, lifetime=lifetime, color=color)
         limbs.pose.orientation.w = 1.0
         limbs.scale.x = 2.0 * scale_m_per_px

@@ -16,6 +16,7 @@ from typing import Any
 
 import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
@@ -134,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         with rclpy.init(args=argv):
             try:
                 node = DetectorNode()
-            except (ValueError, FileNotFoundError, RuntimeError, ImportError) as e:
+            except (ValueError, FileNotFoundError, RuntimeError, ImportError, ParameterException) as e:
                 rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start the detector: {e}")
                 return 2
             rclpy.spin(node)

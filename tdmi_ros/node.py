@@ -24,6 +24,7 @@ from typing import Any
 
 import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
@@ -277,6 +278,16 @@ class PoseNode(LifecycleNode):
 
     # ------------------------------------------------------------------ outputs (worker thread)
     def _publish_result(self, meta: FrameMeta, poses: list[Any]) -> None:
+        if not self.context.ok():
+            return  # shutting down: the worker may finish a frame after rclpy's context is gone
+        try:
+            self._publish_outputs(meta, poses)
+        except Exception:
+            if not self.context.ok():
+                return
+            raise
+
+    def _publish_outputs(self, meta: FrameMeta, poses: list[Any]) -> None:
         cfg = self.cfg
         header, image = meta.header, meta.image
         msg = conv.poses_to_msg(poses, header, (meta.width, meta.height))
@@ -318,7 +329,11 @@ def main(argv: list[str] | None = None) -> int:
     node: PoseNode | None = None
     try:
         with rclpy.init(args=argv):
-            node = PoseNode()
+            try:
+                node = PoseNode()
+            except ParameterException as e:  # e.g. a float parameter written as 0 in the YAML
+                rclpy.logging.get_logger(NODE_NAME).fatal(f"invalid parameters: {e}")
+                return 1
             if not args.no_autostart:
                 for step in (node.trigger_configure, node.trigger_activate):
                     if step() != TransitionCallbackReturn.SUCCESS:

@@ -191,7 +191,7 @@ class PosePipeline:
             self._consecutive_errors += 1
             self.last_error = f"{type(e).__name__}: {e}"
             self.stats.drop("inference_error")
-            _logger.error("pose inference failed (%d in a row), restarting the sequence: %s",
+            _logger.error("processing a frame failed (%d in a row), restarting the sequence: %s",
                           self._consecutive_errors, self.last_error, exc_info=self._consecutive_errors == 1)
             self._pending_frames = 0
             try:

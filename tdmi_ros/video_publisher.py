@@ -18,6 +18,7 @@ from typing import Any
 import cv2
 import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
@@ -49,7 +50,9 @@ class VideoPublisher(Node):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(NODE_NAME, **kwargs)
         for name, (default, description) in VIDEO_PARAMS.items():
-            self.declare_parameter(name, default, ParameterDescriptor(description=description))
+            # source may be a path or a camera index: `-p source:=0` arrives as an integer
+            self.declare_parameter(name, default, ParameterDescriptor(description=description,
+                                                                      dynamic_typing=name == "source"))
         p = {name: self.get_parameter(name).value for name in VIDEO_PARAMS}
         self.p = p
         if p["transport"] not in ("raw", "compressed"):
@@ -146,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         with rclpy.init(args=argv):
             try:
                 node = VideoPublisher()
-            except (ValueError, FileNotFoundError, RuntimeError) as e:
+            except (ValueError, FileNotFoundError, RuntimeError, ParameterException) as e:
                 rclpy.logging.get_logger(NODE_NAME).fatal(str(e))
                 return 2
             code = node.run()

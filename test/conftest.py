@@ -35,6 +35,9 @@ def _configure_loopback_dds() -> None:
 
 
 _configure_loopback_dds()
+# 2 cores run the test process and its ROS child processes together: one math thread each keeps
+# them from oversubscribing the CPU (set before torch/onnxruntime are imported anywhere).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 @pytest.fixture(scope="session")

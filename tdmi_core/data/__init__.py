@@ -1,16 +1,9 @@
 """PoseTrack / teacher-labelled video data: readers, windows, augmentation, torch datasets.
 
-Readers (json -> records), augmentation (drawn once per window) and packing (torch dataset) stay
-separate modules; import from them directly or from here.
+Readers (json -> records), augmentation (drawn once per window) and packing (the torch dataset in
+``tdmi_core.data.dataset``, not imported here so the readers stay torch-free) are separate modules.
 """
 from tdmi_core.data.augment import AugmentConfig, WindowTransform, flip_permutation_for, make_window_transform
-from tdmi_core.data.dataset import (
-    PoseTrackWindowDataset,
-    SampleRef,
-    WindowSample,
-    detection_sample_refs,
-    gt_sample_refs,
-)
 from tdmi_core.data.detections import FrameDetections, read_detections
 from tdmi_core.data.posetrack import (
     AnnotationError,
@@ -26,7 +19,6 @@ from tdmi_core.data.windows import window_frame_indices
 
 __all__ = [
     "AugmentConfig", "WindowTransform", "flip_permutation_for", "make_window_transform",
-    "PoseTrackWindowDataset", "SampleRef", "WindowSample", "detection_sample_refs", "gt_sample_refs",
     "FrameDetections", "read_detections",
     "AnnotationError", "FrameRecord", "PersonAnnotation", "VideoRecord",
     "read_posetrack17", "read_posetrack18", "read_split", "read_video",

@@ -12,14 +12,16 @@ Input/output names are fixed (:data:`IO_NAMES`) so runtimes can bind by name.
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Iterator, Literal
 
 import torch
 from torch import Tensor, nn
 
 from tdmi_core.models.configs import NUM_STAGES
 from tdmi_core.models.tdmi import TDMI
+from tdmi_core.models.tde import ModulatedDeformConv2d
 
 _logger = logging.getLogger(__name__)
 
@@ -65,19 +67,34 @@ def _dynamic_batch() -> tuple[dict[int, Any]]:
     return ({0: torch.export.Dim("batch", min=1, max=MAX_BATCH)},)
 
 
+@contextmanager
+def _torchvision_deform_conv(model: nn.Module) -> Iterator[None]:
+    """Trace DCN layers as ``torchvision::deform_conv2d`` (-> ONNX DeformConv), restoring each layer's impl."""
+    layers = [m for m in model.modules() if isinstance(m, ModulatedDeformConv2d)]
+    saved = [m.impl for m in layers]
+    for m in layers:
+        m.impl = "torchvision"
+    try:
+        yield
+    finally:
+        for m, impl in zip(layers, saved):
+            m.impl = impl
+
+
 def export_part(model: TDMI, part: Part, example_batch: int = 2) -> torch.export.ExportedProgram:
     """``torch.export`` one part of ``model`` (eval mode) with a dynamic batch dimension.
 
     Returns:
         The exported program; ``program.module()(x)`` equals ``model.backbone(x)`` /
-        ``model.temporal_head(x)`` for any batch size in [1, 4096].
+        ``model.temporal_head(x)`` for any batch size in [1, 4096]. DCN layers are traced as
+    ``torchvision::deform_conv2d`` whatever their ``impl`` (same numbers; maps to ONNX DeformConv).
     """
     if example_batch < 2:
         raise ValueError("example_batch must be >= 2 (torch.export specialises a batch of 1)")
     model = model.eval()
     module = _module(model, part)
     x = example_input(model, part, example_batch)
-    with torch.no_grad():
+    with torch.no_grad(), _torchvision_deform_conv(model):
         return torch.export.export(module, (x,), dynamic_shapes=_dynamic_batch(), strict=False)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.ops import deform_conv2d
 
@@ -42,26 +43,83 @@ def conv_bn_relu(in_ch: int, out_ch: int) -> nn.Sequential:
     )
 
 
+DEFORM_IMPLS: tuple[str, ...] = ("torchvision", "grid_sample")
+
+
+def deform_conv2d_grid_sample(x: Tensor, offset: Tensor, weight: Tensor, bias: Tensor, mask: Tensor) -> Tensor:
+    """DCNv2 (stride 1, dilation 1, 'same' padding) with ``F.grid_sample``; same numbers as torchvision.
+
+    Each kernel tap k samples ``x`` bilinearly at (i + ky_k + dy_k, j + kx_k + dx_k), zero outside the
+    image (as torchvision's kernel: ``align_corners=True`` maps pixel centres exactly), is scaled by
+    its mask and the taps are mixed by a 1x1 convolution with the reshaped kernel. On CPU this is
+    ~6x faster than ``torchvision.ops.deform_conv2d`` forward and backward (see docs/model.md).
+
+    Args:
+        x: ``[B, C, H, W]``; offset: ``[B, 2*G*k*k, H, W]`` as (dy, dx) per tap and offset group;
+        weight: ``[C_out, C, k, k]``; bias: ``[C_out]``; mask: ``[B, G*k*k, H, W]``.
+    """
+    b, c, h, w = x.shape
+    k = weight.shape[-1]
+    kk = k * k
+    groups = mask.shape[1] // kk
+    pad = k // 2
+    taps = torch.arange(k, dtype=x.dtype, device=x.device) - pad
+    ky = taps.repeat_interleave(k).view(1, 1, kk, 1, 1)
+    kx = taps.repeat(k).view(1, 1, kk, 1, 1)
+    ys = torch.arange(h, dtype=x.dtype, device=x.device).view(1, 1, 1, h, 1)
+    xs = torch.arange(w, dtype=x.dtype, device=x.device).view(1, 1, 1, 1, w)
+    off = offset.view(b, groups, kk, 2, h, w)
+    py = ys + ky + off[:, :, :, 0]  # [B, G, kk, H, W] sampling rows in pixels
+    px = xs + kx + off[:, :, :, 1]
+    grid = torch.stack([px * (2.0 / max(w - 1, 1)) - 1.0, py * (2.0 / max(h - 1, 1)) - 1.0], dim=-1)
+    sampled = F.grid_sample(
+        x.reshape(b * groups, c // groups, h, w),
+        grid.reshape(b * groups, kk * h, w, 2),
+        mode="bilinear",
+        padding_mode="zeros",
+        align_corners=True,
+    ).view(b, groups, c // groups, kk, h, w)
+    sampled = sampled * mask.view(b, groups, 1, kk, h, w)
+    return F.conv2d(sampled.reshape(b, c * kk, h, w), weight.reshape(weight.shape[0], c * kk, 1, 1), bias)
+
+
 class ModulatedDeformConv2d(nn.Module):
     """DCNv2 layer (Eq. 4): ``torchvision.ops.deform_conv2d`` with explicit offset, mask and bias.
 
     Offsets and masks come from outside (Eq. 3), so this module only owns the kernel and bias.
     ``forward(x[B, C_in, h, w], offset[B, 2*G*k*k, h, w], mask[B, G*k*k, h, w]) -> [B, C_out, h, w]``.
+
+    ``impl`` picks the kernel: ``"torchvision"`` (default; exported to ONNX ``DeformConv``) or
+    ``"grid_sample"`` (:func:`deform_conv2d_grid_sample`, same numbers, much faster on CPU for eager
+    training/inference). Switch a whole model with :func:`set_deform_conv_impl`.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3) -> None:
         super().__init__()
         self.kernel_size = kernel_size
         self.padding = kernel_size // 2
+        self.impl = "torchvision"
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels, kernel_size, kernel_size))
         self.bias = nn.Parameter(torch.zeros(out_channels))
         nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
 
     def forward(self, x: Tensor, offset: Tensor, mask: Tensor) -> Tensor:
+        if self.impl == "grid_sample" and x.shape[-1] > 1 and x.shape[-2] > 1:
+            return deform_conv2d_grid_sample(x, offset, self.weight, self.bias, mask)
         # Mask and bias always passed explicitly: the ONNX DeformConv mapping relies on both.
         return deform_conv2d(
             x, offset, self.weight, self.bias, stride=1, padding=self.padding, dilation=1, mask=mask
         )
+
+
+def set_deform_conv_impl(module: nn.Module, impl: str) -> int:
+    """Use ``impl`` ("torchvision" | "grid_sample") in every DCN layer of ``module``; returns how many."""
+    if impl not in DEFORM_IMPLS:
+        raise ValueError(f"deform conv impl must be one of {DEFORM_IMPLS}, got {impl!r}")
+    layers = [m for m in module.modules() if isinstance(m, ModulatedDeformConv2d)]
+    for m in layers:
+        m.impl = impl
+    return len(layers)
 
 
 class OffsetMaskPredictor(nn.Module):

@@ -166,7 +166,8 @@ class TDMILoss(nn.Module):
     ``forward(aux, target_heatmaps[B, K, h, w], target_weight[B, K]) -> dict`` with scalar tensors
     ``total, heatmap, mi`` and the parts ``mi_useful_noisy, mi_motion_useful, mi_useful_label,
     mi_visual_label, vsd_predictor`` (all divided by h*w, see the module docstring).
-    ``aux`` is ``model.temporal_head(window, return_aux=True)``. The trainer must optimise the model and this loss's parameters together.
+    ``aux`` is ``model.temporal_head(window, return_aux=True)``. The trainer must optimise the model
+    and this loss's parameters together.
     """
 
     _AUX_FIELDS = ("heatmaps", "motion", "useful", "noisy", "visual", "fused")

@@ -20,7 +20,7 @@ from tdmi_core.models.export import (
 )
 from tdmi_core.models.tde import ModulatedDeformConv2d
 
-torch.set_num_threads(2)
+torch.set_num_threads(1)  # 2 shared cores: one OpenMP thread avoids oversubscription stalls
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
@@ -146,3 +146,17 @@ def test_heatmaps_only_wrapper_matches_head(model) -> None:
     x = example_input(model, "temporal_head", 2)
     with torch.no_grad():
         torch.testing.assert_close(_HeatmapsOnly(model.temporal_head)(x), model.temporal_head(x))
+
+
+def test_export_traces_torchvision_dcn_whatever_the_impl(model, tmp_path: Path) -> None:
+    from tdmi_core.models.tde import set_deform_conv_impl
+
+    set_deform_conv_impl(model, "grid_sample")
+    try:
+        program = export_part(model, "temporal_head")
+        targets = {str(n.target) for n in program.graph.nodes if n.op == "call_function"}
+        assert any("deform_conv2d" in t for t in targets)
+        assert not any("grid_sampler" in t for t in targets)
+        assert all(m.impl == "grid_sample" for m in model.temporal_head.tde.modulation)  # restored
+    finally:
+        set_deform_conv_impl(model, "torchvision")

@@ -85,3 +85,16 @@ def test_unknown_names_keys_and_files(tmp_path: Path) -> None:
         load_model_config(str(notmap))
     with pytest.raises(ValueError, match="non-empty"):
         ModelConfig(name="")
+
+
+def test_model_package_imports_no_ros_and_no_optional_backends() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, tdmi_core.models, tdmi_core.models.weights, tdmi_core.models.export, tdmi_core.train.losses\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('rclpy', 'tdmi_ros', 'onnxruntime', 'onnxscript', 'tensorrt', 'torch_tensorrt'))\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

@@ -12,7 +12,7 @@ from tdmi_core.models.configs import HRNetConfig
 from tdmi_core.models.hrnet import HRNet
 from tdmi_core.models.weights import WeightsError, load_hrnet_checkpoint
 
-torch.set_num_threads(2)
+torch.set_num_threads(1)  # 2 shared cores: one OpenMP thread avoids oversubscription stalls
 
 
 def _bn(prefix: str, ch: int) -> dict[str, tuple[int, ...]]:

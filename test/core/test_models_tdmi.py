@@ -10,7 +10,7 @@ from tdmi_core.models import MODEL_CONFIGS, TemporalHeadOutput, build_model, loa
 from tdmi_core.models.tde import temporal_differences
 from tdmi_core.models.weights import WeightsError, load_weights, save_weights
 
-torch.set_num_threads(2)
+torch.set_num_threads(1)  # 2 shared cores: one OpenMP thread avoids oversubscription stalls
 
 
 def tiny(name: str = "tdmi_lite", **overrides):
@@ -167,3 +167,47 @@ def test_weights_round_trip_and_errors(tmp_path: Path) -> None:
         load_weights(mismatched)
     with pytest.raises(ValueError, match="does not describe this model"):
         save_weights(model, tmp_path / "x.pt", MODEL_CONFIGS["tdmi_lite"])
+
+
+def test_lite_weights_file_is_small(tmp_path: Path) -> None:
+    path = tmp_path / "lite.pt"
+    save_weights(build_model(MODEL_CONFIGS["tdmi_lite"]), path)
+    assert path.stat().st_size < 25 * 2**20
+
+
+@pytest.mark.parametrize("groups", [1, 2])
+def test_grid_sample_deform_conv_matches_torchvision(groups: int) -> None:
+    from torchvision.ops import deform_conv2d
+
+    from tdmi_core.models.tde import deform_conv2d_grid_sample
+
+    g = torch.Generator().manual_seed(groups)
+    b, c, h, w = 2, 6, 9, 7
+    x = torch.randn(b, c, h, w, generator=g, dtype=torch.float64, requires_grad=True)
+    # Offsets up to several pixels: many taps land between pixels and some outside the map.
+    offset = (3 * torch.randn(b, 2 * groups * 9, h, w, generator=g, dtype=torch.float64)).requires_grad_()
+    mask = torch.rand(b, groups * 9, h, w, generator=g, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(5, c, 3, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    bias = torch.randn(5, generator=g, dtype=torch.float64, requires_grad=True)
+    want = deform_conv2d(x, offset, weight, bias, padding=1, mask=mask)
+    got = deform_conv2d_grid_sample(x, offset, weight, bias, mask)
+    torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-9)
+    grads_want = torch.autograd.grad((want * want.detach()).sum(), [x, offset, mask, weight, bias])
+    grads_got = torch.autograd.grad((got * want.detach()).sum(), [x, offset, mask, weight, bias])
+    for gw, gg in zip(grads_want, grads_got):
+        torch.testing.assert_close(gg, gw, rtol=1e-7, atol=1e-7)
+
+
+def test_set_deform_conv_impl_keeps_model_outputs() -> None:
+    from tdmi_core.models.tde import set_deform_conv_impl
+
+    cfg = tiny()
+    model = _eval_model(cfg, seed=5)
+    window = torch.randn(2, 5, 4, cfg.width, *cfg.heatmap_size_hw)
+    with torch.no_grad():
+        want = model.temporal_head(window)
+        assert set_deform_conv_impl(model, "grid_sample") == 4
+        got = model.temporal_head(window)
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="grid_sample"):
+        set_deform_conv_impl(model, "cuda_magic")

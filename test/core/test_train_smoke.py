@@ -155,3 +155,29 @@ def test_predict_cli_writes_official_json(tiny_model: str, tmp_path: Path) -> No
     assert len(ann["keypoints"]) == 51 and len(ann["scores"]) == 17
     frames = posetrack18_to_annolist(pred, str(pred_path))  # readable the way poseval reads it
     assert sum(len(f.rects) for f in frames) == len(boxes)
+    # the same model from the training checkpoint predicts the same poses
+    out_ckpt = tmp_path / "pred_ckpt"
+    assert predict_main(["--checkpoint", str(run / "last.pt"), "--annotations", str(FIXTURES / "posetrack18" / "val"),
+                         "--image-root", str(FIXTURES), "--detections", str(FIXTURES / "detections" / "val_boxes.json"),
+                         "--output-dir", str(out_ckpt), "--num-workers", "0", "--device", "cpu"]) == 0
+    assert json.loads((out_ckpt / gt_path.name).read_text()) == pred
+
+
+def test_init_weights_and_hrnet_checkpoint_are_loaded(tiny_model: str, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    first = Trainer(_cfg(tiny_model, run, epochs=1))
+    first.fit()
+    hrnet = tmp_path / "hrnet.pth"
+    torch.save(first.model.backbone.state_dict(), hrnet)  # official HRNet checkpoints are plain state dicts
+    torch.manual_seed(99)
+    second = Trainer(_cfg(tiny_model, tmp_path / "second", init_weights=str(run / "model_final.pt"), seed=7))
+    for name, tensor in first.model.state_dict().items():
+        assert torch.equal(tensor, second.model.state_dict()[name]), name
+    third = Trainer(_cfg(tiny_model, tmp_path / "third", hrnet_checkpoint=str(hrnet), seed=7))
+    backbone = third.model.backbone.state_dict()
+    assert all(torch.equal(v, backbone[k]) for k, v in first.model.backbone.state_dict().items())
+    head_a = first.model.temporal_head.state_dict()
+    head_c = third.model.temporal_head.state_dict()
+    assert any(not torch.equal(v, head_c[k]) for k, v in head_a.items() if v.is_floating_point())
+    with pytest.raises(ValueError, match="differs from the configured"):
+        Trainer(_cfg("tdmi_lite", tmp_path / "fourth", init_weights=str(run / "model_final.pt")))

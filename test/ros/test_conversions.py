@@ -247,3 +247,11 @@ def test_keypoints_outside_image_are_clipped_with_zero_score_and_scores_unit_ran
     np.testing.assert_allclose(out[4], [10, 10, 0])
     np.testing.assert_allclose(out[5:, 2], 0.5)
     assert msg.skeletons[0].score == 1.0
+
+
+def test_marker_ids_stay_int32_for_extreme_track_ids():
+    kps = np.column_stack([np.full(17, 5.0), np.full(17, 5.0), np.ones(17)]).astype(np.float32)
+    msg = conv.poses_to_msg([_Pose(2**31 - 1, kps), _Pose(0, kps)], Header())
+    markers = wire(conv.skeletons_to_markers(msg, lifetime_s=0.5))  # would abort if an id overflowed
+    ids = [m.id for m in markers.markers]
+    assert len(set(ids)) == 4 and all(0 <= i < 2**31 for i in ids)

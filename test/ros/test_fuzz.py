@@ -95,7 +95,8 @@ def test_fuzz_1000_malformed_messages_node_survives_and_counts(ros, procs, tmp_p
             det.detections = [_det(*BAD_BOXES[int(j)]) for j in rng.integers(0, len(BAD_BOXES), 5)]
             if kind == 7:  # plus a good box twice under one id, and hundreds of tiny boxes
                 good = (float(box[0] + box[2]) / 2, float(box[1] + box[3]) / 2, 16.0, 36.0)
-                det.detections += [_det(*good, 0.9, 7), _det(*good, 0.8, 7)]
+                tid = int(rng.choice([7, 2**31 - 1]))  # extreme ids reach markers and the tracker too
+                det.detections += [_det(*good, 0.9, tid), _det(*good, 0.8, tid)]
                 det.detections += [_det(float(x), 10.0, 1.0, 1.0, 0.9) for x in rng.uniform(0, W, 300)]
             probe.det_pub.publish(det)
             sent["bad_detections"] += 1

@@ -92,10 +92,16 @@ def test_corrupt_weights_exit_nonzero_with_clear_error(procs, tmp_path, repo_roo
     assert "cannot load weights" in log and str(bad) in log
 
 
-def test_bad_parameter_exits_nonzero(procs, tmp_path, repo_root):
-    node = start_pose_node(procs, write_pose_params(tmp_path, repo_root, queue_depth=0))
-    assert node.wait(60) != 0
-    assert "queue_depth" in procs.log_text(node)
+@pytest.mark.parametrize(("override", "message"), [
+    ({"queue_depth": 0}, "queue_depth must be >= 1"),
+    ({"pairing_slop_s": 0}, "pairing_slop_s"),  # an int where a float is declared: rclpy refuses it
+    ({"backend": "tensorrt", "device": "cpu"}, "tensorrt"),
+])
+def test_bad_parameter_exits_nonzero(procs, tmp_path, repo_root, override, message):
+    node = start_pose_node(procs, write_pose_params(tmp_path, repo_root, **override))
+    assert node.wait(60) == 1
+    log = procs.log_text(node)
+    assert message in log and "Traceback" not in log, log
 
 
 def test_sigterm_stops_cleanly(ros, procs, tmp_path, repo_root):
