@@ -28,6 +28,20 @@ setup(
     license="Apache-2.0",
     entry_points={
         "console_scripts": [
+            # ROS 2 side (pip users; `ros2 launch tdmi_ros pose.launch.py` starts the same nodes)
+            "tdmi-pose = tdmi_ros.launch_cli:main",
+            "tdmi-pose-node = tdmi_ros.node:main",
+            "tdmi-video-publisher = tdmi_ros.video_publisher:main",
+            "tdmi-detector = tdmi_ros.detector_node:main",
+            "tdmi-recorder = tdmi_ros.recorder:main",
+            "tdmi-demo = tdmi_ros.demo:main",
+            # offline tools (no ROS)
+            "tdmi-bench = tdmi_core.runtime.bench:main",
+            "tdmi-train = tdmi_core.train.__main__:main",
+            "tdmi-predict = tdmi_core.train.predict:main",
+            "tdmi-eval-posetrack = tdmi_core.eval.posetrack:main",
+            "tdmi-teacher = tdmi_core.data.teacher:main",
+            "tdmi-distill = tdmi_core.train.distill:main",
         ],
     },
 )

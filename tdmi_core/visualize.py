@@ -13,10 +13,15 @@ import numpy as np
 from tdmi_core.skeleton import LIMBS
 
 
+def track_color_rgb(track_id: int) -> tuple[float, float, float]:
+    """A stable, well-separated colour per track id (golden-ratio hue walk), RGB in [0, 1]."""
+    hue = (int(track_id) * 0.618033988749895) % 1.0
+    return colorsys.hsv_to_rgb(hue, 0.85, 0.95)
+
+
 def track_color_bgr(track_id: int) -> tuple[int, int, int]:
-    """A stable, well-separated colour per track id (golden-ratio hue walk), BGR 0..255."""
-    hue = (track_id * 0.618033988749895) % 1.0
-    r, g, b = colorsys.hsv_to_rgb(hue, 0.85, 1.0)
+    """:func:`track_color_rgb` as an OpenCV BGR colour, 0..255."""
+    r, g, b = track_color_rgb(track_id)
     return int(b * 255), int(g * 255), int(r * 255)
 
 
@@ -39,8 +44,8 @@ def draw_skeleton(
     color = track_color_bgr(track_id)
     scale = max(1, round(max(image_bgr.shape[:2]) / 800))
     width = thickness * scale
-    visible = keypoints[:, 2] >= min_score
-    points = [(int(round(x)), int(round(y))) for x, y in keypoints[:, :2]]
+    visible = np.isfinite(keypoints).all(axis=1) & (keypoints[:, 2] >= min_score)
+    points = [(int(round(x)), int(round(y))) if ok else (0, 0) for (x, y), ok in zip(keypoints[:, :2], visible)]
     for a, b in LIMBS:
         if visible[a] and visible[b]:
             cv2.line(image_bgr, points[a], points[b], color, width, cv2.LINE_AA)
@@ -48,7 +53,7 @@ def draw_skeleton(
         if ok:
             cv2.circle(image_bgr, point, 2 * width, (255, 255, 255), -1, cv2.LINE_AA)
             cv2.circle(image_bgr, point, 2 * width, color, max(1, width // 2), cv2.LINE_AA)
-    if box_xyxy is not None:
+    if box_xyxy is not None and np.isfinite(box_xyxy).all():
         x1, y1, x2, y2 = (int(round(v)) for v in box_xyxy)
         cv2.rectangle(image_bgr, (x1, y1), (x2, y2), color, max(1, width // 2))
         cv2.putText(image_bgr, f"id {track_id}", (x1, max(0, y1 - 6 * scale)), cv2.FONT_HERSHEY_SIMPLEX,

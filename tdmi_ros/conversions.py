@@ -5,7 +5,6 @@ Every decoder validates its input and raises :class:`InputError` with a short ``
 """
 from __future__ import annotations
 
-import colorsys
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -14,6 +13,7 @@ import cv2
 import numpy as np
 
 from tdmi_core.skeleton import LIMBS, NUM_KEYPOINTS
+from tdmi_core.visualize import draw_skeleton, track_color_rgb
 
 # ROS encoding -> (channels, numpy dtype, OpenCV conversion to BGR or None)
 _ENCODINGS: dict[str, tuple[int, type, int | None]] = {
@@ -334,12 +334,6 @@ def skeleton_array_to_numpy(msg: Any) -> tuple[np.ndarray, np.ndarray]:
     return ids, kps
 
 
-def track_color(track_id: int) -> tuple[float, float, float]:
-    """A stable, well-spread RGB colour in [0, 1] for a track id (golden-ratio hue steps)."""
-    hue = (int(track_id) * 0.618033988749895) % 1.0
-    return colorsys.hsv_to_rgb(hue, 0.85, 0.95)
-
-
 def skeletons_to_markers(
     msg: Any, lifetime_s: float, scale_m_per_px: float = 0.01, min_keypoint_score: float = 0.2, namespace: str = "tdmi"
 ) -> Any:
@@ -360,7 +354,7 @@ def skeletons_to_markers(
     lifetime = Duration(sec=sec, nanosec=nanosec)
     out = MarkerArray()
     for skel in msg.skeletons:
-        r, g, b = track_color(skel.track_id)
+        r, g, b = track_color_rgb(skel.track_id)
         color = ColorRGBA(r=float(r), g=float(g), b=float(b), a=1.0)
         points = [Point(x=k.x * scale_m_per_px, y=k.y * scale_m_per_px, z=0.0) for k in skel.keypoints]
         ok = [bool(np.isfinite(k.x) and np.isfinite(k.y) and k.score >= min_keypoint_score) for k in skel.keypoints]
@@ -384,21 +378,10 @@ def skeletons_to_markers(
 def draw_skeletons(image: np.ndarray, msg: Any, min_keypoint_score: float = 0.2) -> np.ndarray:
     """Draw boxes, limbs and joints of a ``Skeleton2DArray`` on a copy of ``image[H, W, 3]`` BGR."""
     out = image.copy()
-    for skel in msg.skeletons:
-        r, g, b = track_color(skel.track_id)
-        color = (int(b * 255), int(g * 255), int(r * 255))
-        x1, y1 = skel.box.center_x - skel.box.size_x / 2, skel.box.center_y - skel.box.size_y / 2
-        x2, y2 = x1 + skel.box.size_x, y1 + skel.box.size_y
-        if all(np.isfinite(v) for v in (x1, y1, x2, y2)):
-            cv2.rectangle(out, (int(x1), int(y1)), (int(x2), int(y2)), color, 1)
-            cv2.putText(out, str(skel.track_id), (int(x1), max(int(y1) - 3, 10)), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
-                        color, 1)
-        pts = [(k.x, k.y) if np.isfinite(k.x) and np.isfinite(k.y) and k.score >= min_keypoint_score else None
-               for k in skel.keypoints]
-        for a, b_ in LIMBS:
-            if pts[a] is not None and pts[b_] is not None:
-                cv2.line(out, (int(pts[a][0]), int(pts[a][1])), (int(pts[b_][0]), int(pts[b_][1])), color, 2)
-        for p in pts:
-            if p is not None:
-                cv2.circle(out, (int(p[0]), int(p[1])), 3, color, -1)
+    ids, keypoints = skeleton_array_to_numpy(msg)
+    for skel, track_id, kps in zip(msg.skeletons, ids, keypoints):
+        half_w, half_h = skel.box.size_x / 2, skel.box.size_y / 2
+        box = (skel.box.center_x - half_w, skel.box.center_y - half_h, skel.box.center_x + half_w,
+               skel.box.center_y + half_h)
+        draw_skeleton(out, kps, int(track_id), box, min_score=min_keypoint_score)
     return out

@@ -422,14 +422,15 @@ def train_temporal_head(
             opt.step()
             sched.step()
             step += 1
-            rows.append({"phase": phase, "step": step, "epoch": epoch, "loss": float(losses["total"]),
-                         "heatmap": float(losses["heatmap"]), "mi": float(losses["mi"]),
+            values = {k: losses[k].item() for k in ("total", "heatmap", "mi")}
+            rows.append({"phase": phase, "step": step, "epoch": epoch, "loss": values["total"],
+                         "heatmap": values["heatmap"], "mi": values["mi"],
                          "lr": opt.param_groups[0]["lr"], "time_s": round(time.monotonic() - start, 2)})
             bar.update(1)
-            bar.set_postfix(epoch=epoch, heat=f"{float(losses['heatmap']):.2e}")
+            bar.set_postfix(epoch=epoch, heat=f"{values['heatmap']:.2e}")
             if step % 50 == 0 or step == total:
                 logger.info("%s step %d/%d epoch %d total %.3e heatmap %.3e mi %.3e (%.1f s)", phase, step, total,
-                            epoch, float(losses["total"]), float(losses["heatmap"]), float(losses["mi"]),
+                            epoch, values["total"], values["heatmap"], values["mi"],
                             time.monotonic() - start)
     bar.close()
     head.eval()

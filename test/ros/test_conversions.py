@@ -217,7 +217,7 @@ def test_markers_joints_limbs_colour_and_lifetime():
     assert joints.points[0].x == pytest.approx(1.0) and joints.points[0].y == pytest.approx(0.1)
     c2, c3 = markers.markers[0].color, markers.markers[2].color
     assert (c2.r, c2.g, c2.b) != (c3.r, c3.g, c3.b)
-    assert conv.track_color(2) == conv.track_color(2)
+    assert conv.track_color_rgb(2) == conv.track_color_rgb(2)
 
 
 def test_draw_skeletons_marks_pixels_and_copies():
