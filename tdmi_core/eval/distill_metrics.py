@@ -80,6 +80,30 @@ def acceleration_norms(frames: np.ndarray, xy: np.ndarray, valid: np.ndarray, si
     return norms[ok]
 
 
+def paired_difference(sums_a: np.ndarray, sums_b: np.ndarray, counts: np.ndarray, num_boot: int = 2000,
+                      seed: int = 0) -> dict[str, float]:
+    """Pooled mean difference (a - b) of per-track sums over the same samples, with a track bootstrap 95 % CI.
+
+    Args:
+        sums_a, sums_b: ``[T]`` per-track sums of a per-sample quantity (e.g. jitter) for models a and b,
+            over the same samples; counts: ``[T]`` samples per track (> 0).
+        num_boot: bootstrap resamples of whole tracks (samples within a track are correlated).
+
+    Returns:
+        ``{"diff", "ci95_low", "ci95_high", "tracks", "samples", "tracks_a_lower"}``.
+    """
+    sums_a, sums_b, counts = (np.asarray(v, np.float64) for v in (sums_a, sums_b, counts))
+    if not (sums_a.shape == sums_b.shape == counts.shape) or sums_a.ndim != 1 or not len(counts) or np.any(counts <= 0):
+        raise ValueError("need equal-length 1-D per-track sums and positive counts for at least one track")
+    diff = float((sums_a.sum() - sums_b.sum()) / counts.sum())
+    rng = np.random.default_rng(seed)
+    pick = rng.integers(0, len(counts), size=(num_boot, len(counts)))
+    boot = (sums_a[pick].sum(1) - sums_b[pick].sum(1)) / counts[pick].sum(1)
+    low, high = np.percentile(boot, [2.5, 97.5])
+    return {"diff": diff, "ci95_low": float(low), "ci95_high": float(high), "tracks": int(len(counts)),
+            "samples": int(counts.sum()), "tracks_a_lower": int(np.sum(sums_a / counts < sums_b / counts))}
+
+
 def mean_or_nan(values: Sequence[float] | np.ndarray) -> float:
     values = np.asarray(values, np.float64)
     return float(values.mean()) if values.size else float("nan")
@@ -158,7 +182,7 @@ def score_video(video: Any, predictions: Mapping[str, Mapping[tuple[int, int], n
                 size.append(box_size(person.box_xyxy))
             acc.append(acceleration_norms(np.array(frames), np.array(xy), np.array(valid), np.array(size)))
         all_acc = np.concatenate(acc) if acc else np.zeros(0)
-        entry: dict[str, Any] = {"_counts": {}, "_acc": all_acc, "missing_persons": missing, "persons": len(gts)}
+        entry: dict[str, Any] = {"_counts": {}, "_acc": all_acc, "_acc_tracks": acc, "missing_persons": missing, "persons": len(gts)}
         for thr in thresholds:
             counts = box_normalised_pck_counts(np.array(pr), np.array(gts), np.array(vis), np.array(boxes), thr)
             entry["_counts"][thr] = counts
@@ -188,6 +212,19 @@ def pool(per_video: Sequence[Mapping[str, Mapping[str, Any]]], thresholds: Seque
     return out
 
 
+def jitter_comparison(per_video: Sequence[Mapping[str, Mapping[str, Any]]], a: str, b: str,
+                      num_boot: int = 2000) -> dict[str, float]:
+    """Student-minus-baseline jitter over tracks where both have the same samples (:func:`paired_difference`)."""
+    sums_a, sums_b, counts = [], [], []
+    for video in per_video:
+        for acc_a, acc_b in zip(video[a]["_acc_tracks"], video[b]["_acc_tracks"]):
+            if len(acc_a) and len(acc_a) == len(acc_b):  # same teacher-visible triples, no missing poses
+                sums_a.append(acc_a.sum())
+                sums_b.append(acc_b.sum())
+                counts.append(len(acc_a))
+    return paired_difference(np.array(sums_a), np.array(sums_b), np.array(counts), num_boot)
+
+
 def _public(entry: Mapping[str, Any]) -> dict[str, Any]:
     return {k: (round(v, 5) if isinstance(v, float) else v) for k, v in entry.items() if not k.startswith("_")}
 
@@ -204,6 +241,12 @@ def markdown_table(result: Mapping[str, Any]) -> str:
             pck2 = "—" if key == "teacher" else f"{e['pck@0.2']:.3f}"
             pck1 = "—" if key == "teacher" else f"{e['pck@0.1']:.3f}"
             lines.append(f"| {video} | {label} | {pck2} | {pck1} | {e['jitter']:.4f} | {e['joints']} | {e['jitter_samples']} |")
+    diff = result.get("jitter_student_minus_single_frame")
+    if diff:
+        lines.append("")
+        lines.append(f"Jitter, student minus baseline, same triples: {diff['diff']:+.4f} (95 % CI over tracks "
+                     f"{diff['ci95_low']:+.4f} to {diff['ci95_high']:+.4f}; {diff['tracks']} tracks, "
+                     f"{diff['samples']} samples; student lower on {diff['tracks_a_lower']} of {diff['tracks']} tracks).")
     return "\n".join(lines)
 
 
@@ -259,6 +302,9 @@ def evaluate(cfg: Any, thresholds: Sequence[float] = (0.2, 0.1)) -> dict[str, An
         "weights": {"student": cfg.student_weights, "single_frame": cfg.baseline_weights},
         "model_config": student_cfg.to_dict(),
         "overall": {k: _public(v) for k, v in overall.items()},
+        "jitter_student_minus_single_frame": {k: round(v, 6) if isinstance(v, float) else v for k, v in
+                                              jitter_comparison(list(per_video.values()), "student",
+                                                                "single_frame").items()},
         "per_video": {vid: {k: _public(v) for k, v in res.items()} for vid, res in per_video.items()},
         "predict_time_s": timings,
     }

@@ -7,7 +7,7 @@ keypoints in image pixels and normalised by the person box height, the fraction 
 held box differs from the key frame's own box, how often held boxes are replaced, and the backbone
 crops per frame of each mode.
 
-    python -m tdmi_core.runtime.compare_modes --video VIDEO --weights W.pt [--frames 200] [--out DIR]
+    python -m tdmi_core.runtime.compare_modes --video VIDEO --weights W.pt [--frames 200] [--hold-thresholds 0.05 0.1]
 """
 from __future__ import annotations
 
@@ -29,11 +29,11 @@ _logger = logging.getLogger(__name__)
 __all__ = ["compare_modes", "main"]
 
 
-def _detector(name: str) -> Any:
+def _detector(name: str, **movenet: Any) -> Any:
     from tdmi_core import detection
 
     if name == "movenet":
-        return detection.MoveNetDetector()
+        return detection.MoveNetDetector(**movenet)
     if name == "hog":
         return detection.HogPersonDetector()
     raise ValueError(f"detector must be 'movenet' or 'hog', got {name!r}")
@@ -70,11 +70,11 @@ def compare_modes(
             out[m] += est.push(image, tracks, token=i)
             seconds[m] += time.perf_counter() - start
     for m, est in modes.items():
-        crops[m] = est.stats.backbone_crops
-        updates[m] = est.stats.box_updates
         start = time.perf_counter()
         out[m] += est.flush()
         seconds[m] += time.perf_counter() - start
+        crops[m] = est.stats.backbone_crops
+        updates[m] = est.stats.box_updates
     dist_px, dist_rel, per_joint = [], [], []
     n_persons = 0
     for a, b in zip(out["exact"], out["streaming"]):
@@ -119,12 +119,15 @@ def compare_modes(
     }
 
 
-def _read_video(path: Path, max_frames: int | None) -> list[np.ndarray]:
+def _read_video(path: Path, max_frames: int | None, start: int = 0) -> list[np.ndarray]:
     import cv2
 
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
         raise FileNotFoundError(f"cannot open video {path}")
+    for _ in range(start):
+        if not cap.grab():
+            break
     frames = []
     while max_frames is None or len(frames) < max_frames:
         ok, frame = cap.read()
@@ -149,7 +152,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--backend", default="torch", choices=("torch", "onnxruntime"))
     p.add_argument("--detector", default="movenet", choices=("movenet", "hog"))
     p.add_argument("--frames", type=int, default=200)
-    p.add_argument("--hold-threshold", type=float, default=0.1)
+    p.add_argument("--start", type=int, default=0, help="first frame index")
+    p.add_argument("--movenet-long-side", type=int, default=256, help="MoveNet input long side (px)")
+    p.add_argument("--movenet-score", type=float, default=0.25, help="MoveNet instance score threshold")
+    p.add_argument("--movenet-tiles", type=int, default=1, help="MoveNet side-by-side tiles")
+    p.add_argument("--hold-thresholds", type=float, nargs="+", default=[0.1], help="streaming thresholds to compare")
     p.add_argument("--min-score", type=float, default=0.0, help="count keypoints with exact-mode score >= this")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--out", type=Path, default=Path("compare-modes.json"))
@@ -164,19 +171,24 @@ def main(argv: list[str] | None = None) -> int:
     )
     model, model_cfg = _load_model(rcfg)
     backend = build_backend(rcfg, model, model_cfg)
-    frames = _read_video(args.video, args.frames)
-    detector = _detector(args.detector)
+    frames = _read_video(args.video, args.frames, args.start)
+    detector = _detector(args.detector) if args.detector == "hog" else _detector(
+        "movenet", long_side_px=args.movenet_long_side, score_threshold=args.movenet_score, tiles=args.movenet_tiles
+    )
     tracker = IouTracker()
     tracks_per_frame = []
     for image in frames:
         det = detector.detect(image)
         ids = tracker.update(det.boxes_xyxy, det.scores)
         tracks_per_frame.append([TrackedBox(int(t), b, float(s)) for t, b, s in zip(ids, det.boxes_xyxy, det.scores)])
-    report = compare_modes(frames, tracks_per_frame, backend, model_cfg, args.hold_threshold, args.min_score)
-    report.update(
-        {"video": args.video.name, "weights": Path(args.weights).name if args.weights else None,
-         "model": model_cfg.name, "detector": args.detector, "backend": backend.name}
-    )
+    report = {
+        "video": args.video.name, "weights": Path(args.weights).name if args.weights else None,
+        "model": model_cfg.name, "detector": args.detector, "backend": backend.name,
+        "start_frame": args.start, "movenet": [args.movenet_long_side, args.movenet_score, args.movenet_tiles],
+        "runs": [
+            compare_modes(frames, tracks_per_frame, backend, model_cfg, t, args.min_score) for t in args.hold_thresholds
+        ],
+    }
     args.out.write_text(json.dumps(report, indent=2), encoding="utf-8")
     print(json.dumps(report, indent=2))  # CLI output
     return 0

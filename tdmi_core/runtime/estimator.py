@@ -193,14 +193,19 @@ class StreamingPoseEstimator:
         return out
 
     def flush(self) -> list[FramePoses]:
-        """Emit the remaining frames (later frames padded by the edge rule) and reset.
+        """Emit the remaining frames (later frames padded by the edge rule) and end the sequence.
+
+        Frames, tracks and features are dropped (the next push starts a new sequence); ``stats``
+        keep counting until :meth:`reset`.
 
         Returns:
             One :class:`FramePoses` per frame not yet returned, in order.
         """
         last = self._next_frame - 1
         out = [self._emit(t, last=last) for t in range(self._next_emit, last + 1)]
+        stats = self.stats
         self.reset()
+        self.stats = stats  # counters keep running across sequences until reset()
         return out
 
     # ------------------------------------------------------------------ internals

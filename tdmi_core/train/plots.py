@@ -54,10 +54,12 @@ def plot_training_curves(steps_csv: str | Path, epochs_csv: str | Path, out_png:
         ax_loss.legend(loc="upper right")
     if epochs:
         x = _floats(epochs, "epoch")
-        for key, label in (("val_pck", "PCK@box (val)"), ("val_map", "mAP (val)")):
-            y = _floats(epochs, key)
-            if any(not math.isnan(v) for v in y):
-                ax_metric.plot(x, y, marker="o", label=label)
+        # PCK is a fraction, mAP a percentage: both drawn in percent; epochs without validation are skipped
+        for key, label, factor in (("val_pck", "PCK@0.2, box-normalised (val)", 100.0), ("val_map", "mAP (val)", 1.0)):
+            points = [(e, v * factor) for e, v in zip(x, _floats(epochs, key)) if not math.isnan(v)]
+            if points:
+                ax_metric.plot(*zip(*points), marker="o", label=label)
+        ax_metric.set_ylabel("%")
         if ax_metric.get_legend_handles_labels()[0]:
             ax_metric.legend(loc="lower right")
     ax_metric.set_xlabel("epoch")

@@ -124,8 +124,8 @@ def test_streaming_with_held_box_equals_recompute_with_that_box(model_and_cfg) -
             np.testing.assert_allclose(pose.box_xyxy, boxes[r.frame_index][pose.track_id])
     # one backbone pass per person per frame: 2 people x 9 frames + person 2 (frames 1..8: 8, since its
     # first window also crops frame 1, 2 before it joined)
-    assert est.stats.backbone_crops == 0  # flush() resets the counters ...
-    assert sum(backend.backbone_batches) == 2 * n + (n - 1)
+    assert est.stats.backbone_crops == sum(backend.backbone_batches) == 2 * n + (n - 1)
+    assert est.stats.windows == sum(len(r.poses) for r in results) and est.stats.head_calls == n
     assert len(backend.heads) == n  # one batched head call per emitted frame
 
 

@@ -144,3 +144,25 @@ def test_tensorrt_backend_matches_torch_and_reuses_cache(tmp_path: Path) -> None
     assert [f.stat().st_mtime_ns for f in files] == mtimes  # loaded, not rebuilt
     with torch.inference_mode():
         torch.testing.assert_close(again.backbone(crops.half()), backend.backbone(crops.half()))
+
+
+def test_runtime_imports_no_optional_backend_library() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, tdmi_core.runtime, tdmi_core.runtime.backends, tdmi_core.runtime.backends.tensorrt_backend, "
+        "tdmi_core.runtime.backends.onnx_backend; "
+        "print(sorted(m for m in ('onnxruntime', 'torch_tensorrt', 'tensorrt') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch_tensorrt") is not None, reason="torch_tensorrt is installed")
+def test_tensorrt_backend_without_torch_tensorrt_says_how_to_fix() -> None:
+    from tdmi_core.runtime.backends.tensorrt_backend import TensorRTBackend
+
+    cfg = load_model_config("tdmi_lite")
+    with pytest.raises(ImportError, match="pip install torch-tensorrt"):
+        TensorRTBackend(build_model(cfg), cfg)

@@ -22,7 +22,8 @@ from tdmi_core.train.metrics import box_normalised_pck, box_normalised_pck_count
 from tdmi_core.train.plots import plot_training_curves
 
 REPO = Path(__file__).resolve().parents[2]
-SHIPPED = sorted((REPO / "config" / "train").glob("*.yaml"))
+# the TrainConfig files (config/train/distill_lite.yaml belongs to tdmi_core.train.distill, another schema)
+SHIPPED = [REPO / "config" / "train" / name for name in ("posetrack17_tdmi_w48.yaml", "lite_distill.yaml")]
 
 
 def test_defaults_are_the_paper_protocol() -> None:
@@ -48,8 +49,7 @@ def test_shipped_yaml_files_load(path: Path) -> None:
 
 
 def test_shipped_configs_exist() -> None:
-    names = {p.name for p in SHIPPED}
-    assert {"posetrack17_tdmi_w48.yaml", "lite_distill.yaml"} <= names
+    assert all(p.is_file() for p in SHIPPED)
     paper = load_train_config(REPO / "config" / "train" / "posetrack17_tdmi_w48.yaml")
     assert paper.model == "tdmi_w48_384x288" and paper.epochs == 20 and paper.lr_milestones == (6, 12, 18)
     lite = load_train_config(REPO / "config" / "train" / "lite_distill.yaml")

@@ -144,11 +144,11 @@ class OnnxRuntimeBackend:
                 torch_version=torch.__version__,
                 device="cpu",
                 precision="fp32",
+                # the ONNX file has a free batch axis, so the batch is not part of the key
                 min_shape=(1, *shape),
                 opt_shape=(1, *shape),
-                max_shape=(max_batch or 1, *shape),
+                max_shape=(1, *shape),
             )
-            # The ONNX file has a free batch axis: the key's batch range is informative only.
             path = cache.lookup(key)
             if path is None:
                 # Random inputs for the head too: an untrained backbone gives near-constant features,

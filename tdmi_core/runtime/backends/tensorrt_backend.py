@@ -12,6 +12,7 @@ version) stay in PyTorch inside the compiled graph (Torch-TensorRT's partitionin
 """
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from pathlib import Path
@@ -157,14 +158,16 @@ class TensorRTBackend:
             progress.close()
         _logger.info("TensorRTBackend ready: %s on %s", self.name, env["device"])
 
-    def _inputs(self, key: EngineKey) -> list[Any]:
+    def _inputs(self, key: EngineKey, module: nn.Module) -> list[Any]:
+        # Named like forward's parameter: torch_tensorrt.save(retrace=True) derives dynamic_shapes from it.
+        name = next(iter(inspect.signature(module.forward).parameters))
         return [
             self._tt.Input(
                 min_shape=key.min_shape,
                 opt_shape=key.opt_shape,
                 max_shape=key.max_shape,
                 dtype=self.input_dtype,
-                name="x",
+                name=name,
             )
         ]
 
@@ -173,7 +176,7 @@ class TensorRTBackend:
         if path is not None:
             _logger.info("loading cached TensorRT program %s", path)
             return self._tt.load(str(path)).module()
-        inputs = self._inputs(key)
+        inputs = self._inputs(key, module)
         _logger.info(
             "building TensorRT %s program for batch %s..%s (opt %s), %s: this takes minutes once per GPU/model",
             key.part, key.min_shape[0], key.max_shape[0], key.opt_shape[0], key.precision,
