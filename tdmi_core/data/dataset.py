@@ -273,7 +273,18 @@ def worker_init(worker_id: int) -> None:
     torch.set_num_threads(1)
 
 
+def loader_worker_kwargs(num_workers: int) -> dict[str, Any]:
+    """DataLoader arguments for ``num_workers`` worker processes.
+
+    Workers are *spawned*, not forked: a fork inherits OpenCV's and OpenMP's thread pools in
+    whatever state the parent left them, and a worker then hangs forever on its first warp.
+    """
+    if num_workers <= 0:
+        return {"num_workers": 0}
+    return {"num_workers": num_workers, "worker_init_fn": worker_init, "multiprocessing_context": "spawn"}
+
+
 __all__ = [
     "SampleRef", "WindowSample", "gt_sample_refs", "detection_sample_refs", "FrameReader",
-    "PoseTrackWindowDataset", "worker_init", "asdict_shallow",
+    "PoseTrackWindowDataset", "worker_init", "loader_worker_kwargs", "asdict_shallow",
 ]

@@ -225,12 +225,12 @@ MODEL_CONFIGS: dict[str, ModelConfig] = {
         layer1_blocks=1,
         stage_modules=(1, 1, 1),
         stage_blocks=(2, 2, 2),
-        input_size_hw=(192, 160),
-        heatmap_size_hw=(48, 40),
+        input_size_hw=(128, 96),  # 3:4 like the paper; what weights/tdmi_lite.pt was trained at
+        heatmap_size_hw=(32, 24),
         tde_res_blocks=(1, 1, 1, 1),
         rdm_hidden=32,
         head_res_blocks=1,
-        freeze_backbone=False,
+        freeze_backbone=True,  # distilled: backbone pretrained single-frame, then frozen (weights/MODEL_CARD.md)
         description="Small HRNet-W16 with shallow stages for real-time use on a 2-core CPU (trained by distillation).",
     ),
 }

@@ -3,9 +3,9 @@
 Examples::
 
     python -m tdmi_core.train --config config/train/posetrack17_tdmi_w48.yaml
-    python -m tdmi_core.train --config config/train/lite_distill.yaml \\
+    python -m tdmi_core.train --config config/train/lite_end_to_end.yaml \\
         --train-annotations data/distill/annotations/train --train-image-root data/distill
-    torchrun --nproc_per_node=2 -m tdmi_core.train --config config/train/lite_distill.yaml ...
+    torchrun --nproc_per_node=2 -m tdmi_core.train --config config/train/lite_end_to_end.yaml ...
 
 Every :class:`tdmi_core.train.config.TrainConfig` field is a flag (``lr_milestones`` -> ``--lr-milestones 6 12 18``;
 booleans take ``--flag`` / ``--no-flag``; ``none`` clears an optional value). The resolved config is written to

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from tdmi_core.data.dataset import PoseTrackWindowDataset, detection_sample_refs, worker_init
+from tdmi_core.data.dataset import PoseTrackWindowDataset, detection_sample_refs, loader_worker_kwargs
 from tdmi_core.data.detections import read_detections
 from tdmi_core.data.posetrack import VideoRecord, read_split
 from tdmi_core.models import TDMI, ModelConfig
@@ -66,8 +66,7 @@ def predict_split(
     refs = detection_sample_refs(videos, detections, labelled_only)
     dataset = PoseTrackWindowDataset(videos, image_root, refs, model_cfg.input_size_hw, model_cfg.heatmap_size_hw,
                                      sigma, model_cfg.delta, box_padding)
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
-                        worker_init_fn=worker_init if num_workers > 0 else None)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, **loader_worker_kwargs(num_workers))
     model = model.to(device).eval()
     out: dict[int, list[tuple[int, np.ndarray, float]]] = defaultdict(list)
     for batch in loader:

@@ -20,7 +20,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Subset
 from torch.utils.data.distributed import DistributedSampler
 
-from tdmi_core.data.dataset import PoseTrackWindowDataset, gt_sample_refs, worker_init
+from tdmi_core.data.dataset import PoseTrackWindowDataset, gt_sample_refs, loader_worker_kwargs
 from tdmi_core.data.posetrack import VideoRecord, read_split
 from tdmi_core.geometry import invert_affine, transform_points
 from tdmi_core.models import TDMI, ModelConfig, build_model, load_model_config
@@ -171,7 +171,7 @@ class Trainer:
         cfg = self.cfg
         return DataLoader(
             dataset, batch_size=cfg.batch_size, sampler=sampler, shuffle=shuffle if sampler is None else False,
-            num_workers=cfg.num_workers, worker_init_fn=worker_init if cfg.num_workers > 0 else None,
+            **loader_worker_kwargs(cfg.num_workers),
             pin_memory=self.device.type == "cuda", drop_last=False, persistent_workers=False,
         )
 

@@ -16,7 +16,7 @@ from tdmi_core.data.dataset import (
     PoseTrackWindowDataset,
     detection_sample_refs,
     gt_sample_refs,
-    worker_init,
+    loader_worker_kwargs,
 )
 from tdmi_core.data.detections import read_detections
 from tdmi_core.data.posetrack import read_posetrack18, read_split
@@ -158,7 +158,7 @@ def test_augmentation_is_reproducible_per_epoch_and_index() -> None:
 
 def test_dataloader_with_workers_and_cache() -> None:
     ds = _dataset(None, frame_cache_size=16)
-    loader = DataLoader(ds, batch_size=4, num_workers=2, worker_init_fn=worker_init)
+    loader = DataLoader(ds, batch_size=4, **loader_worker_kwargs(2))
     batches = list(loader)
     assert sum(b["frames"].shape[0] for b in batches) == len(ds)
     assert batches[0]["frames"].shape == (4, 5, 3, *INPUT_HW)

@@ -156,8 +156,9 @@ def test_run_training_writes_loadable_weights(video_and_cache, tmp_path):
     assert bcfg.name.endswith("_single_frame")
     assert summary["models"]["student"]["parameters"] == summary["models"]["single_frame"]["parameters"]
     assert Path(cfg.loss_plot).stat().st_size > 0
-    # A second run reuses the cache.
-    assert (Path(cfg.cache_dir) / "meta.json").is_file()
+    # A second run reuses the cache (memory-mapped) instead of cropping again.
+    again = D.prepare_cache(cfg, cfg.model_config())
+    assert isinstance(again.crops, np.memmap) and len(again) == video.num_frames
 
 
 def write_posetrack18(video: VideoRecord, path: Path) -> None:

@@ -23,7 +23,7 @@ from tdmi_core.train.plots import plot_training_curves
 
 REPO = Path(__file__).resolve().parents[2]
 # the TrainConfig files (config/train/distill_lite.yaml belongs to tdmi_core.train.distill, another schema)
-SHIPPED = [REPO / "config" / "train" / name for name in ("posetrack17_tdmi_w48.yaml", "lite_distill.yaml")]
+SHIPPED = [REPO / "config" / "train" / name for name in ("posetrack17_tdmi_w48.yaml", "lite_end_to_end.yaml")]
 
 
 def test_defaults_are_the_paper_protocol() -> None:
@@ -52,7 +52,7 @@ def test_shipped_configs_exist() -> None:
     assert all(p.is_file() for p in SHIPPED)
     paper = load_train_config(REPO / "config" / "train" / "posetrack17_tdmi_w48.yaml")
     assert paper.model == "tdmi_w48_384x288" and paper.epochs == 20 and paper.lr_milestones == (6, 12, 18)
-    lite = load_train_config(REPO / "config" / "train" / "lite_distill.yaml")
+    lite = load_train_config(REPO / "config" / "train" / "lite_end_to_end.yaml")
     assert lite.model == "tdmi_lite" and lite.annotation_format == "posetrack18"
 
 
