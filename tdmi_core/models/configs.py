@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from tdmi_core.config_io import check_known_fields, read_yaml_mapping
 from tdmi_core.skeleton import NUM_KEYPOINTS
 
 _logger = logging.getLogger(__name__)
@@ -240,10 +241,7 @@ def _from_mapping(data: Mapping[str, Any], source: str) -> ModelConfig:
     """Build a config from a YAML mapping; ``base: <name>`` inherits a named variant."""
     data = dict(data)
     base_name = data.pop("base", None)
-    valid = {f.name for f in dataclasses.fields(ModelConfig)}
-    unknown = sorted(set(data) - valid)
-    if unknown:
-        raise ValueError(f"{source}: unknown model config keys {unknown}; valid keys are {sorted(valid)}")
+    check_known_fields(data, ModelConfig, "model config", source)
     if base_name is not None:
         if base_name not in MODEL_CONFIGS:
             raise ValueError(f"{source}: base {base_name!r} is not a named config; choose from {sorted(MODEL_CONFIGS)}")
@@ -269,16 +267,7 @@ def load_model_config(name_or_yaml_path: str | Path, **overrides: Any) -> ModelC
     if key in MODEL_CONFIGS:
         cfg = MODEL_CONFIGS[key]
     elif key.endswith((".yaml", ".yml")):
-        import yaml  # local: only needed for files
-
-        path = Path(key)
-        if not path.is_file():
-            raise FileNotFoundError(f"model config file {path} does not exist")
-        with path.open("r", encoding="utf-8") as fh:
-            data = yaml.safe_load(fh)
-        if not isinstance(data, Mapping):
-            raise ValueError(f"{path}: expected a mapping of ModelConfig fields, got {type(data).__name__}")
-        cfg = _from_mapping(data, str(path))
+        cfg = _from_mapping(read_yaml_mapping(key, "model config"), key)
     else:
         raise ValueError(
             f"unknown model config {key!r}: give one of {sorted(MODEL_CONFIGS)} or a path to a .yaml file"

@@ -1,13 +1,13 @@
 """Runtime configuration (frozen, validated) and the factory that builds an estimator from it."""
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from tdmi_core.config_io import check_known_fields, read_yaml_mapping
 from tdmi_core.runtime.backends.base import PRECISIONS
 from tdmi_core.runtime.estimator import MODES, StreamingPoseEstimator
 
@@ -105,20 +105,10 @@ def load_runtime_config(source: str | Path | Mapping[str, Any] | None = None, **
     if isinstance(source, Mapping):
         data = dict(source)
     elif source is not None:
-        import yaml  # local: only for files
-
-        path = Path(source)
-        if not path.is_file():
-            raise FileNotFoundError(f"runtime config file {path} does not exist")
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        if not isinstance(loaded, Mapping):
-            raise ValueError(f"{path}: expected a mapping of RuntimeConfig fields")
+        loaded = read_yaml_mapping(source, "runtime config")
         data = dict(loaded.get("runtime", loaded))
     data.update(overrides)
-    valid = {f.name for f in dataclasses.fields(RuntimeConfig)}
-    unknown = sorted(set(data) - valid)
-    if unknown:
-        raise ValueError(f"unknown runtime config keys {unknown}; valid keys are {sorted(valid)}")
+    check_known_fields(data, RuntimeConfig, "runtime config")
     return RuntimeConfig(**data)
 
 

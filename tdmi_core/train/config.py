@@ -10,8 +10,9 @@ import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
+from tdmi_core.config_io import check_known_fields, read_yaml_mapping
 from tdmi_core.data.augment import AugmentConfig
 
 ANNOTATION_FORMATS = ("auto", "posetrack17", "posetrack18", "posetrack21")
@@ -162,18 +163,8 @@ def train_config_fields() -> dict[str, dataclasses.Field]:
 
 def load_yaml_mapping(path: str | Path) -> dict[str, Any]:
     """Read a training YAML file and check its keys against :class:`TrainConfig` (no validation of values)."""
-    import yaml
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"training config {path} does not exist")
-    with path.open("r", encoding="utf-8") as handle:
-        data = yaml.safe_load(handle) or {}
-    if not isinstance(data, Mapping):
-        raise ValueError(f"{path}: expected a mapping of TrainConfig fields, got {type(data).__name__}")
-    unknown = sorted(set(data) - set(train_config_fields()))
-    if unknown:
-        raise ValueError(f"{path}: unknown training config keys {unknown}; valid keys are {sorted(train_config_fields())}")
+    data = read_yaml_mapping(path, "training config")
+    check_known_fields(data, TrainConfig, "training config", source=str(path))
     return dict(data)
 
 

@@ -47,6 +47,7 @@ import torch
 from torch import Tensor, nn
 
 from tdmi_core.codec import HeatmapCodec
+from tdmi_core.config_io import check_known_fields, read_yaml_mapping
 from tdmi_core.data.augment import flip_permutation_for
 from tdmi_core.data.posetrack import read_split
 from tdmi_core.geometry import transform_points
@@ -152,20 +153,9 @@ def load_distill_config(path: str | Path | None = None, **overrides: Any) -> Dis
     """Read a YAML mapping of :class:`DistillConfig` fields (unknown keys are an error), plus overrides."""
     data: dict[str, Any] = {}
     if path is not None:
-        import yaml
-
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"distill config {path} does not exist")
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        if not isinstance(loaded, Mapping):
-            raise ValueError(f"{path}: expected a mapping of DistillConfig fields")
-        data.update(loaded)
+        data.update(read_yaml_mapping(path, "distill config"))
     data.update(overrides)
-    valid = {f.name for f in dataclasses.fields(DistillConfig)}
-    unknown = sorted(set(data) - valid)
-    if unknown:
-        raise ValueError(f"unknown distill config keys {unknown}; valid keys are {sorted(valid)}")
+    check_known_fields(data, DistillConfig, "distill config")
     return DistillConfig(**data)
 
 
