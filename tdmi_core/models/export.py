@@ -33,7 +33,7 @@ ONNX_OPSET = 19  # first opset with DeformConv
 MAX_BATCH = 4096
 
 
-class _HeatmapsOnly(nn.Module):
+class HeatmapsOnly(nn.Module):
     """The temporal head with a single tensor input and output (no ``return_aux`` flag)."""
 
     def __init__(self, head: nn.Module) -> None:
@@ -58,7 +58,7 @@ def _module(model: TDMI, part: Part) -> nn.Module:
     if part == "backbone":
         return model.backbone
     if part == "temporal_head":
-        return _HeatmapsOnly(model.temporal_head)
+        return HeatmapsOnly(model.temporal_head)
     raise ValueError(f"part must be one of {PARTS}, got {part!r}")
 
 

@@ -12,7 +12,7 @@ from tdmi_core.models import build_model, load_model_config
 from tdmi_core.models.export import (
     IO_NAMES,
     ONNX_OPSET,
-    _HeatmapsOnly,
+    HeatmapsOnly,
     example_input,
     export_all_onnx,
     export_onnx,
@@ -145,7 +145,7 @@ def test_tdmi_st_temporal_head_exports(tmp_path: Path) -> None:
 def test_heatmaps_only_wrapper_matches_head(model) -> None:
     x = example_input(model, "temporal_head", 2)
     with torch.no_grad():
-        torch.testing.assert_close(_HeatmapsOnly(model.temporal_head)(x), model.temporal_head(x))
+        torch.testing.assert_close(HeatmapsOnly(model.temporal_head)(x), model.temporal_head(x))
 
 
 def test_export_traces_torchvision_dcn_whatever_the_impl(model, tmp_path: Path) -> None:

@@ -15,78 +15,12 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from tdmi_core.models.export import IO_NAMES, ONNX_OPSET, export_onnx
 from tdmi_core.runtime.engine_cache import EngineCache, EngineKey, model_fingerprint
 
 _logger = logging.getLogger(__name__)
 
-__all__ = ["OnnxRuntimeBackend", "export_onnx"]
-
-OPSET = 19  # first opset with DeformConv
-_SYMBOLIC_REGISTERED = False
-
-
-def _deform_conv2d_symbolic(g: Any, input, weight, offset, mask, bias, stride_h, stride_w, pad_h, pad_w,
-                            dil_h, dil_w, n_weight_grps, n_offset_grps, use_mask):  # noqa: ANN001
-    """torchvision::deform_conv2d → ONNX DeformConv (same semantics: offsets (dy, dx) per tap, mask)."""
-    from torch.onnx.symbolic_helper import _get_const
-
-    ints = [_get_const(v, "i", "") for v in (stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, n_weight_grps, n_offset_grps)]
-    sh, sw, ph, pw, dh, dw, wg, og = (int(v) for v in ints)
-    args = [input, weight, offset, bias]
-    if bool(_get_const(use_mask, "b", "")):
-        args.append(mask)
-    kernel = weight.type().sizes()[2:]
-    return g.op(
-        "DeformConv",
-        *args,
-        dilations_i=[dh, dw],
-        group_i=wg,
-        kernel_shape_i=list(kernel),
-        offset_group_i=og,
-        pads_i=[ph, pw, ph, pw],
-        strides_i=[sh, sw],
-    )
-
-
-def _register_symbolics() -> None:
-    global _SYMBOLIC_REGISTERED  # registration is process-wide in torch.onnx anyway
-    if not _SYMBOLIC_REGISTERED:
-        torch.onnx.register_custom_op_symbolic("torchvision::deform_conv2d", _deform_conv2d_symbolic, OPSET)
-        _SYMBOLIC_REGISTERED = True
-
-
-class _HeadOnly(nn.Module):
-    """Export wrapper: the temporal head returning heatmaps only."""
-
-    def __init__(self, head: nn.Module) -> None:
-        super().__init__()
-        self.head = head
-
-    def forward(self, windows: Tensor) -> Tensor:
-        return self.head(windows)
-
-
-def export_onnx(module: nn.Module, example: Tensor, path: Path, input_name: str, output_name: str) -> None:
-    """Export ``module`` with a dynamic batch axis (TorchScript-based exporter, opset 19)."""
-    import warnings
-
-    _register_symbolics()
-    # The exporter restores the module's train/eval flag afterwards: a wrapper left in training
-    # mode would switch the wrapped BatchNorms to batch statistics for every later torch call.
-    module.eval()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the legacy exporter warns about its deprecation and tracer asserts
-        torch.onnx.export(
-            module,
-            (example,),
-            str(path),
-            dynamo=False,
-            opset_version=OPSET,
-            input_names=[input_name],
-            output_names=[output_name],
-            dynamic_axes={input_name: {0: "batch"}, output_name: {0: "batch"}},
-        )
-
+__all__ = ["OnnxRuntimeBackend"]
 
 class OnnxRuntimeBackend:
     """Backbone and temporal head as ONNX Runtime CPU sessions.
@@ -123,9 +57,9 @@ class OnnxRuntimeBackend:
         h, w = model_cfg.input_size_hw
         hh, hw = model_cfg.heatmap_size_hw
         c = model_cfg.width
-        parts = {
-            "backbone": (model.backbone, (3, h, w), "crops", "features"),
-            "head": (_HeadOnly(model.temporal_head).eval(), (model_cfg.num_frames, 4, c, hh, hw), "windows", "heatmaps"),
+        parts = {  # our part name -> (model part, eager module for the check, input shape without batch)
+            "backbone": ("backbone", model.backbone, (3, h, w)),
+            "head": ("temporal_head", model.temporal_head, (model_cfg.num_frames, 4, c, hh, hw)),
         }
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -134,12 +68,13 @@ class OnnxRuntimeBackend:
             options.inter_op_num_threads = 1
         self._sessions: dict[str, Any] = {}
         self._io: dict[str, tuple[str, str]] = {}
-        for part, (module, shape, in_name, out_name) in parts.items():
+        for part, (model_part, module, shape) in parts.items():
+            in_name, out_name = IO_NAMES[model_part]
             key = EngineKey(
                 part=part,
                 model_hash=model_hash,
                 model_name=str(model_cfg.name),
-                compiler=f"torch.onnx-opset{OPSET}",
+                compiler=f"torch.onnx-dynamo-opset{ONNX_OPSET}",
                 runtime=f"onnxruntime-{ort.__version__}",
                 torch_version=torch.__version__,
                 device="cpu",
@@ -154,8 +89,8 @@ class OnnxRuntimeBackend:
                 # Random inputs for the head too: an untrained backbone gives near-constant features,
                 # whose frame differences (~1e-8) would make the check compare rounding noise.
                 example = torch.randn(2, *shape)
-                _logger.info("exporting %s %s to ONNX (opset %d)", model_cfg.name, part, OPSET)
-                path = cache.store(key, lambda p, m=module, x=example, i=in_name, o=out_name: export_onnx(m, x, p, i, o))
+                _logger.info("exporting %s %s to ONNX (opset %d)", model_cfg.name, part, ONNX_OPSET)
+                path = cache.store(key, lambda p, mp=model_part: export_onnx(model, mp, p))
                 self._check(ort, options, path, module, example, in_name, check_atol)
             self._sessions[part] = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
             self._io[part] = (in_name, out_name)

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from tdmi_core.models.export import HeatmapsOnly
 from tdmi_core.runtime.engine_cache import EngineCache, EngineKey, model_fingerprint
 
 _logger = logging.getLogger(__name__)
@@ -57,17 +58,6 @@ def tensorrt_environment(torch_tensorrt: Any, device: torch.device) -> dict[str,
         "torch_version": torch.__version__,
         "device": f"{props.name} (sm_{props.major}{props.minor})",
     }
-
-
-class _HeadOnly(nn.Module):
-    """Compile wrapper: the temporal head returning heatmaps only."""
-
-    def __init__(self, head: nn.Module) -> None:
-        super().__init__()
-        self.head = head
-
-    def forward(self, windows: Tensor) -> Tensor:
-        return self.head(windows)
 
 
 class TensorRTBackend:
@@ -129,7 +119,7 @@ class TensorRTBackend:
         hh, hw = model_cfg.heatmap_size_hw
         parts = {
             "backbone": (model.backbone, (3, h, w)),
-            "head": (_HeadOnly(model.temporal_head).eval(), (model_cfg.num_frames, 4, model_cfg.width, hh, hw)),
+            "head": (HeatmapsOnly(model.temporal_head).eval(), (model_cfg.num_frames, 4, model_cfg.width, hh, hw)),
         }
         cache = EngineCache(cache_dir, extension="ep")
         steps = [(part, what) for part in parts for what in ("load or build", "warm up")]
