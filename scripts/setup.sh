@@ -50,7 +50,7 @@ fi
 bash scripts/build_msgs.sh
 
 # 5. This repository, editable (console commands tdmi-pose, tdmi-bench, ...).
-setup_hash=$(sha256sum setup.py | cut -c1-16)
+setup_hash=$(cat setup.py setup.cfg | sha256sum | cut -c1-16)
 if [ "$(cat .venv/.setup-hash 2>/dev/null)" != "$setup_hash" ]; then
   say "installing tdmi_ros/tdmi_core (editable)"
   python -m pip install -q --no-deps --no-build-isolation -e .
