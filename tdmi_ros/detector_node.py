@@ -19,9 +19,10 @@ from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import QoSProfile, ReliabilityPolicy
 
 from tdmi_ros import conversions as conv
+from tdmi_ros.params import image_qos
 
 NODE_NAME = "tdmi_detector"
 
@@ -54,9 +55,7 @@ class DetectorNode(Node):
         self.pub = self.create_publisher(
             PersonDetectionArray, p["detections_topic"], QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
         )
-        qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
-        if p["image_qos"] == "sensor_data":
-            qos = QoSProfile(depth=5, reliability=qos_profile_sensor_data.reliability)
+        qos = image_qos(p["image_qos"], depth=5)
         if p["image_transport"] == "compressed":
             from sensor_msgs.msg import CompressedImage
 

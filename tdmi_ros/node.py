@@ -27,12 +27,12 @@ from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.utilities import remove_ros_args
 
 from tdmi_ros import conversions as conv
 from tdmi_ros.diagnostics import ERROR, PipelineStats, assess, stats_to_diagnostics
-from tdmi_ros.params import POSE_PARAMS, PoseNodeConfig
+from tdmi_ros.params import POSE_PARAMS, PoseNodeConfig, image_qos
 from tdmi_ros.pipeline import FrameJob, PosePipeline
 from tdmi_ros.sync import AddResult, StampPairer
 
@@ -159,22 +159,16 @@ class PoseNode(LifecycleNode):
         return TransitionCallbackReturn.FAILURE
 
     def _subscribe(self, cfg: PoseNodeConfig) -> None:
-        if cfg.image_qos == "sensor_data":
-            image_qos = QoSProfile(
-                history=HistoryPolicy.KEEP_LAST, depth=cfg.image_qos_depth,
-                reliability=qos_profile_sensor_data.reliability, durability=qos_profile_sensor_data.durability,
-            )
-        else:
-            image_qos = QoSProfile(depth=cfg.image_qos_depth, reliability=ReliabilityPolicy.RELIABLE)
+        images_qos = image_qos(cfg.image_qos, cfg.image_qos_depth)
         if cfg.image_transport == "compressed":
             from sensor_msgs.msg import CompressedImage
 
             self._subs.append(self.create_subscription(
-                CompressedImage, f"{cfg.image_topic}/compressed", self._on_compressed, image_qos))
+                CompressedImage, f"{cfg.image_topic}/compressed", self._on_compressed, images_qos))
         else:
             from sensor_msgs.msg import Image
 
-            self._subs.append(self.create_subscription(Image, cfg.image_topic, self._on_image, image_qos))
+            self._subs.append(self.create_subscription(Image, cfg.image_topic, self._on_image, images_qos))
         det_qos = QoSProfile(depth=cfg.detections_qos_depth, reliability=ReliabilityPolicy.RELIABLE)
         if cfg.detections_type == "vision_msgs":
             from vision_msgs.msg import Detection2DArray

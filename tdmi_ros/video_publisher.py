@@ -21,9 +21,9 @@ from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 
 from tdmi_ros import conversions as conv
+from tdmi_ros.params import image_qos
 
 NODE_NAME = "tdmi_video_publisher"
 
@@ -69,9 +69,7 @@ class VideoPublisher(Node):
         self.capture = self._open()
         fps = float(self.capture.get(cv2.CAP_PROP_FPS) or 0.0)
         self.period_s = 1.0 / p["rate_hz"] if p["rate_hz"] > 0 else (0.0 if self.is_camera else 1.0 / (fps or 30.0))
-        qos = QoSProfile(depth=p["qos_depth"], reliability=ReliabilityPolicy.RELIABLE)
-        if p["qos"] == "sensor_data":
-            qos = QoSProfile(depth=p["qos_depth"], reliability=qos_profile_sensor_data.reliability)
+        qos = image_qos(p["qos"], p["qos_depth"])
         if p["transport"] == "compressed":
             from sensor_msgs.msg import CompressedImage
 

@@ -38,37 +38,30 @@ def _less(a: float, b: float) -> bool:
     return a < b or (b != b and a == a)
 
 
+def _sift_down(v: list[float], a: list[int], base: int, i: int, n: int) -> None:
+    """numpy's sift-down of ``a[base + i]`` within a heap of size ``n`` (1-based)."""
+    tmp = a[base + i]
+    j = i << 1
+    while j <= n:
+        if j < n and _less(v[a[base + j]], v[a[base + j + 1]]):
+            j += 1
+        if _less(v[tmp], v[a[base + j]]):
+            a[base + i] = a[base + j]
+            i, j = j, j + j
+        else:
+            break
+    a[base + i] = tmp
+
+
 def _heapsort(v: list[float], a: list[int], start: int, n: int) -> None:
     """numpy's ``aheapsort`` on a[start:start + n] (1-based heap indexing, as in the C code)."""
     base = start - 1
-    l = n >> 1
-    while l > 0:
-        tmp = a[base + l]
-        i, j = l, l << 1
-        while j <= n:
-            if j < n and _less(v[a[base + j]], v[a[base + j + 1]]):
-                j += 1
-            if _less(v[tmp], v[a[base + j]]):
-                a[base + i] = a[base + j]
-                i, j = j, j + j
-            else:
-                break
-        a[base + i] = tmp
-        l -= 1
+    for l in range(n >> 1, 0, -1):
+        _sift_down(v, a, base, l, n)
     while n > 1:
-        tmp = a[base + n]
-        a[base + n] = a[base + 1]
+        a[base + n], a[base + 1] = a[base + 1], a[base + n]
         n -= 1
-        i, j = 1, 2
-        while j <= n:
-            if j < n and _less(v[a[base + j]], v[a[base + j + 1]]):
-                j += 1
-            if _less(v[tmp], v[a[base + j]]):
-                a[base + i] = a[base + j]
-                i, j = j, j + j
-            else:
-                break
-        a[base + i] = tmp
+        _sift_down(v, a, base, 1, n)
 
 
 def official_argsort(values: np.ndarray) -> np.ndarray:
