@@ -9,6 +9,11 @@ Run: ``python -m tdmi_ros.detector_node --ros-args -p detector:=movenet``.
 """
 from __future__ import annotations
 
+if __name__ == "__main__":  # a program: a signal during the imports below waits for main (tdmi_ros.shutdown)
+    from tdmi_ros.shutdown import hold_stop_signals
+
+    hold_stop_signals()
+
 import sys
 import threading
 from pathlib import Path
@@ -17,12 +22,13 @@ from typing import Any
 import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.exceptions import ParameterException
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
 from tdmi_ros import conversions as conv
 from tdmi_ros.params import image_qos
+from tdmi_ros.safety import CallbackGuard, NodeLog
+from tdmi_ros.shutdown import StopRequest, ros_context, run_program, spin_until_stopped
 
 NODE_NAME = "tdmi_detector"
 
@@ -50,6 +56,8 @@ class DetectorNode(Node):
             self.declare_parameter(name, default, ParameterDescriptor(description=description))
         p = self.p = {name: self.get_parameter(name).value for name in DETECTOR_PARAMS}
         self.detector = self._build_detector()
+        self.log = NodeLog(self.get_logger())
+        self.guard = CallbackGuard(self.log)
         from tdmi_msgs.msg import PersonDetectionArray
 
         self.pub = self.create_publisher(
@@ -60,12 +68,13 @@ class DetectorNode(Node):
             from sensor_msgs.msg import CompressedImage
 
             self.decode = conv.compressed_to_bgr
-            self.sub = self.create_subscription(CompressedImage, f"{p['image_topic']}/compressed", self._on_image, qos)
+            self.sub = self.create_subscription(
+                CompressedImage, f"{p['image_topic']}/compressed", self.guard.wrap("image", self._on_image), qos)
         else:
             from sensor_msgs.msg import Image
 
             self.decode = conv.image_to_bgr
-            self.sub = self.create_subscription(Image, p["image_topic"], self._on_image, qos)
+            self.sub = self.create_subscription(Image, p["image_topic"], self.guard.wrap("image", self._on_image), qos)
         self.counts = {"images": 0, "detected": 0, "skipped_busy": 0, "bad_image": 0}
         self._pending: list[Any] = []
         self._cond = threading.Condition()
@@ -97,6 +106,7 @@ class DetectorNode(Node):
             self._cond.notify()
 
     def _run(self) -> None:
+        process = self.guard.wrap("detect", self._process)  # nothing one frame raises ends the loop
         while True:
             with self._cond:
                 while not self._pending and not self._stop:
@@ -104,45 +114,51 @@ class DetectorNode(Node):
                 if self._stop:
                     return
                 msg = self._pending.pop(0)
-            try:
-                image = self.decode(msg)
-            except conv.InputError as e:
-                self.counts["bad_image"] += 1
-                self.get_logger().warn(f"skipping image ({e.reason}): {e}", throttle_duration_sec=5.0)
-                continue
-            try:
-                dets = self.detector.detect(image)
-            except Exception as e:  # noqa: BLE001 - one failed frame must not stop the detector
-                self.counts["detect_error"] = self.counts.get("detect_error", 0) + 1
-                self.get_logger().error(f"detection failed: {type(e).__name__}: {e}", throttle_duration_sec=5.0)
-                continue
-            self.pub.publish(conv.boxes_to_detection_msg(dets.boxes_xyxy, dets.scores, msg.header))
-            self.counts["detected"] += 1
+            process(msg)
+
+    def _process(self, msg: Any) -> None:
+        try:
+            image = self.decode(msg)
+        except conv.InputError as e:
+            self.counts["bad_image"] += 1
+            self.log.warning(f"bad_image:{e.reason}", f"skipping image ({e.reason}): {e}")
+            return
+        try:
+            dets = self.detector.detect(image)
+        except Exception as e:  # noqa: BLE001 - one failed frame must not stop the detector
+            self.counts["detect_error"] = self.counts.get("detect_error", 0) + 1
+            self.log.error("detect_error", f"detection failed: {type(e).__name__}: {e}")
+            return
+        self.pub.publish(conv.boxes_to_detection_msg(dets.boxes_xyxy, dets.scores, msg.header))
+        self.counts["detected"] += 1
 
     def stop(self) -> None:
         with self._cond:
             self._stop = True
             self._cond.notify_all()
         self._worker.join(5.0)
-        self.get_logger().info(f"detector counts: {self.counts}")
+        self.get_logger().info(f"detector counts: {self.counts}, callback errors: {dict(self.guard.errors)}")
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv if argv is None else argv)
-    node: DetectorNode | None = None
-    try:
-        with rclpy.init(args=argv):
-            try:
-                node = DetectorNode()
-            except (ValueError, FileNotFoundError, RuntimeError, ImportError, ParameterException) as e:
-                rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start the detector: {e}")
-                return 2
-            rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.stop()
+    """Run the detector until SIGINT/SIGTERM (exit 0); exit 2 if it cannot start."""
+    return run_program(lambda stop: _run(list(sys.argv if argv is None else argv), stop))
+
+
+def _run(argv: list[str], stop: StopRequest) -> int:
+    if stop.requested:
+        return 0
+    with ros_context(argv):
+        try:
+            node = DetectorNode()
+        except (ValueError, FileNotFoundError, RuntimeError, ImportError, ParameterException) as e:
+            rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start the detector: {e}")
+            return 2
+        try:
+            spin_until_stopped(node, stop)
+        finally:
+            node.stop()  # joins the worker: no thread may be inside ONNX Runtime when the process exits
+            node.destroy_node()
     return 0
 
 

@@ -78,6 +78,16 @@ class ProcessManager:
                 return path.read_text(errors="replace")
         return ""
 
+    def wait_for_log(self, proc: subprocess.Popen, text: str, timeout_s: float = 60.0) -> None:
+        """Until ``text`` appears in the output of ``proc``; fails if it exits first or time runs out."""
+        deadline = time.monotonic() + timeout_s
+        while text not in self.log_text(proc):
+            if proc.poll() is not None:
+                pytest.fail(f"process exited ({proc.returncode}) before logging {text!r}:\n{self.log_text(proc)}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"no {text!r} in the output after {timeout_s:.0f} s:\n{self.log_text(proc)}")
+            time.sleep(0.01)
+
     def stop(self, proc: subprocess.Popen, timeout_s: float = 10.0) -> int:
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)
