@@ -84,13 +84,19 @@ def run_program(body: Callable[[StopRequest], int]) -> int:
 
     Signals held since start-up (:func:`hold_stop_signals`) are delivered as soon as the handlers
     are in place. Exceptions from ``body`` are not swallowed: a signal never causes one, so any
-    exception is a real failure and keeps its traceback and non-zero exit.
+    exception is a real failure and keeps its traceback and non-zero exit. Once ``body`` is done
+    the signals are ignored: Python resets its handlers while it finalizes, and a late SIGTERM
+    must not turn a clean exit into death by signal (SIGKILL still ends a hung exit).
     """
     stop = StopRequest()
     for sig in STOP_SIGNALS:
         signal.signal(sig, stop._on_signal)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
-    return body(stop)
+    try:
+        return body(stop)
+    finally:
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
 
 
 @contextmanager
