@@ -36,6 +36,7 @@ from rclpy.utilities import remove_ros_args
 
 from tdmi_ros import conversions as conv
 from tdmi_ros.diagnostics import ERROR, PipelineStats, assess, stats_to_diagnostics
+from tdmi_ros.memory_bound import return_large_blocks_to_os
 from tdmi_ros.params import POSE_PARAMS, PoseNodeConfig, image_qos
 from tdmi_ros.pipeline import FrameJob, PosePipeline
 from tdmi_ros.safety import CallbackGuard, NodeLog
@@ -358,6 +359,7 @@ def _run(argv: list[str], stop: StopRequest) -> int:
     logging.basicConfig(level=logging.INFO, format="[%(levelname)s] [%(name)s]: %(message)s")
     if stop.requested:
         return 0
+    return_large_blocks_to_os()  # freed images leave RSS (the bound in tdmi_ros.memory_bound relies on it)
     with ros_context(argv):
         try:
             node = PoseNode()

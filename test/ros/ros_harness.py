@@ -164,10 +164,11 @@ class StreamProbe:
         node.create_subscription(DiagnosticArray, "/diagnostics", self.diagnostics.append, 50)
 
     def wait_ready(self, proc: subprocess.Popen, procs: ProcessManager, timeout_s: float = 60.0) -> None:
-        """Until the node is active (publishes diagnostics) and our publishers are matched."""
+        """Until the node is active (publishes diagnostics) and our publishers and /poses are matched."""
         self.ros.spin_until(
             lambda: (bool(self.diagnostics) and self.image_pub.get_subscription_count() > 0
-                     and self.det_pub.get_subscription_count() > 0) or proc.poll() is not None,
+                     and self.det_pub.get_subscription_count() > 0 and self.poses_sub.get_publisher_count() > 0)
+            or proc.poll() is not None,
             timeout_s, "the pose node to become active",
         )
         assert proc.poll() is None, f"pose node died:\n{procs.log_text(proc)}"
