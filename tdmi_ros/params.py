@@ -154,7 +154,8 @@ POSE_PARAMS: dict[str, str] = {
     "queue_depth": "Most paired frames waiting for inference; when full the oldest is skipped (compute_behind).",
     "max_frame_age_s": "Frames older than this when inference reaches them are skipped (0 = never).",
     "flush_after_idle_s": "With no frame for this long, publish the last delta frames with edge padding (0 = never).",
-    "max_image_pixels": "Larger images are rejected (bad_size) before any allocation.",
+    "max_image_pixels": "Larger images are dropped (image_bad_size) before decoding (compressed: sized from "
+    "their header); so are image messages above max_image_pixels x 8 bytes.",
     "marker_lifetime_s": "Lifetime of RViz markers, so people who leave disappear.",
     "marker_scale_m_per_px": "Markers place pixel (u, v) at (u, v, 0) times this, in the image frame.",
     "diagnostics_period_s": "Period of /diagnostics messages.",
