@@ -23,9 +23,9 @@ from tdmi_core.codec import HeatmapCodec
 from tdmi_core.data.augment import AugmentConfig, WindowTransform, make_window_transform
 from tdmi_core.data.detections import FrameDetections, normalise_image_name
 from tdmi_core.data.posetrack import VideoRecord
-from tdmi_core.data.windows import window_frame_indices
 from tdmi_core.geometry import transform_points, warp_crop
-from tdmi_core.skeleton import IMAGENET_MEAN_RGB, IMAGENET_STD_RGB, NUM_KEYPOINTS
+from tdmi_core.model_input import IMAGENET_MEAN_RGB, IMAGENET_STD_RGB, window_frame_indices
+from tdmi_core.skeleton import NUM_KEYPOINTS
 
 logger = logging.getLogger(__name__)
 

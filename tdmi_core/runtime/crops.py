@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from tdmi_core.geometry import box_to_center_scale, get_affine, warp_crop
-from tdmi_core.skeleton import IMAGENET_MEAN_RGB, IMAGENET_STD_RGB
+from tdmi_core.model_input import IMAGENET_MEAN_RGB, IMAGENET_STD_RGB
 
 __all__ = ["CropBox", "moved_beyond", "crop_batch", "to_model_input"]
 

@@ -41,7 +41,8 @@ from torch import Tensor
 from tdmi_core.codec import HeatmapCodec
 from tdmi_core.geometry import transform_points
 from tdmi_core.runtime.backends.base import Backend
-from tdmi_core.runtime.buffers import FrameRecord, TrackState, window_frame_indices
+from tdmi_core.model_input import window_frame_indices
+from tdmi_core.runtime.buffers import FrameRecord, TrackState
 from tdmi_core.runtime.crops import CropBox, crop_batch, moved_beyond, to_model_input
 from tdmi_core.runtime.types import FramePoses, PersonPose, TrackedBox
 
@@ -215,7 +216,7 @@ class StreamingPoseEstimator:
         for tid, tb in record.tracks.items():
             state = self._tracks[tid]
             crop = state.key_crops[key]
-            items.append((state, tb, crop, window_frame_indices(key, self.delta, 0, last)))
+            items.append((state, tb, crop, window_frame_indices(key, last + 1, self.delta)))
         poses: list[PersonPose] = []
         if items:
             windows = self._gather_windows(items)

@@ -55,7 +55,8 @@ from tdmi_core.models import ModelConfig, build_model, count_parameters, load_mo
 from tdmi_core.models.configs import FEATURE_STRIDE
 from tdmi_core.models.tdmi import TDMI
 from tdmi_core.models.weights import save_weights
-from tdmi_core.skeleton import IMAGENET_MEAN_RGB, IMAGENET_STD_RGB, KEYPOINT_NAMES
+from tdmi_core.model_input import IMAGENET_MEAN_RGB, IMAGENET_STD_RGB
+from tdmi_core.skeleton import KEYPOINT_NAMES
 from tdmi_core.train.distill_cache import CropCache, build_crop_cache, cache_meta, load_crop_cache, save_crop_cache
 from tdmi_core.train.losses import TDMILoss, heatmap_mse
 

@@ -7,7 +7,7 @@ backbone's forward pass, so :func:`build_crop_cache` does it once for every trai
 A window is one labelled person in one key frame. All its frames are cropped with ONE affine
 (the key frame's box enlarged by ``padding`` and fitted to the model aspect ratio), as the
 dataset and the runtime do; frames outside the video are padded by
-:func:`tdmi_core.data.windows.window_frame_indices`. Targets are the key frame's teacher
+:func:`tdmi_core.model_input.window_frame_indices`. Targets are the key frame's teacher
 keypoints, encoded by :class:`tdmi_core.codec.HeatmapCodec`.
 """
 from __future__ import annotations
@@ -23,8 +23,8 @@ import numpy as np
 from tdmi_core.codec import HeatmapCodec
 from tdmi_core.data.dataset import FrameReader, gt_sample_refs
 from tdmi_core.data.posetrack import VideoRecord
-from tdmi_core.data.windows import window_frame_indices
 from tdmi_core.geometry import crop_affine_for_box, transform_points, warp_crop
+from tdmi_core.model_input import window_frame_indices
 
 logger = logging.getLogger(__name__)
 

@@ -7,9 +7,9 @@ import torch
 
 from tdmi_core.codec import HeatmapCodec
 from tdmi_core.geometry import transform_points
+from tdmi_core.model_input import window_frame_indices
 from tdmi_core.models import build_model, load_model_config
 from tdmi_core.runtime.backends.torch_backend import TorchBackend
-from tdmi_core.runtime.buffers import window_frame_indices
 from tdmi_core.runtime.crops import CropBox, crop_batch, moved_beyond, to_model_input
 from tdmi_core.runtime.estimator import StreamingPoseEstimator
 from tdmi_core.runtime.types import FramePoses, TrackedBox
@@ -64,17 +64,6 @@ def reference_heatmaps(model, cfg, images, idxs, crop: CropBox) -> torch.Tensor:
         return model(x[None])[0]
 
 
-def test_window_frame_indices_edge_rule() -> None:
-    assert window_frame_indices(5, 2, 0, 10) == [3, 4, 5, 6, 7]
-    assert window_frame_indices(0, 2, 0, 10) == [0, 0, 0, 1, 2]  # missing earlier → key frame
-    assert window_frame_indices(1, 2, 0, 10) == [1, 0, 1, 2, 3]
-    assert window_frame_indices(9, 2, 0, 10) == [7, 8, 9, 10, 10]  # missing later → t+1
-    assert window_frame_indices(10, 2, 0, 10) == [8, 9, 10, 10, 10]  # no t+1 → key frame
-    assert window_frame_indices(0, 2, 0, 0) == [0, 0, 0, 0, 0]
-    with pytest.raises(ValueError):
-        window_frame_indices(11, 2, 0, 10)
-
-
 def test_moved_beyond_threshold() -> None:
     a = CropBox.from_box(np.array([0.0, 0, 30, 40]), (64, 48), 1.0)  # region exactly 30x40
     assert not moved_beyond(a, CropBox.from_box(np.array([2.0, 3, 32, 43]), (64, 48), 1.0), 0.1)
@@ -115,7 +104,7 @@ def test_streaming_with_held_box_equals_recompute_with_that_box(model_and_cfg) -
         hm_batch = next(heads)
         assert [p.track_id for p in r.poses] == sorted(boxes[r.frame_index])
         for j, pose in enumerate(r.poses):
-            idxs = window_frame_indices(r.frame_index, DELTA, 0, n - 1)
+            idxs = window_frame_indices(r.frame_index, n, DELTA)
             ref = reference_heatmaps(model, cfg, images, idxs, held[pose.track_id])
             torch.testing.assert_close(hm_batch[j], ref, rtol=1e-4, atol=1e-5)
             coords, scores = codec.decode(ref.numpy())
@@ -139,11 +128,11 @@ def test_exact_mode_uses_each_key_frames_box(model_and_cfg) -> None:
     results = run_stream(est, images, boxes)
     for r, hm in zip(results, backend.heads):
         key_crop = CropBox.from_box(boxes[r.frame_index][7], cfg.input_size_hw)
-        ref = reference_heatmaps(model, cfg, images, window_frame_indices(r.frame_index, DELTA, 0, n - 1), key_crop)
+        ref = reference_heatmaps(model, cfg, images, window_frame_indices(r.frame_index, n, DELTA), key_crop)
         torch.testing.assert_close(hm[0], ref, rtol=1e-4, atol=1e-5)
     # boxes move every frame, so every window needs its own crops (distinct frames of its window)
     assert sum(backend.backbone_batches) == sum(
-        len(set(window_frame_indices(t, DELTA, 0, n - 1))) for t in range(n)
+        len(set(window_frame_indices(t, n, DELTA))) for t in range(n)
     )
 
 
@@ -157,7 +146,7 @@ def test_streaming_replaces_held_box_after_a_big_move(model_and_cfg) -> None:
     results = run_stream(est, images, boxes)
     for r, hm in zip(results, backend.heads):
         crop = CropBox.from_box(boxes[r.frame_index][0], cfg.input_size_hw)  # held box = box at the last jump
-        ref = reference_heatmaps(model, cfg, images, window_frame_indices(r.frame_index, DELTA, 0, n - 1), crop)
+        ref = reference_heatmaps(model, cfg, images, window_frame_indices(r.frame_index, n, DELTA), crop)
         torch.testing.assert_close(hm[0], ref, rtol=1e-4, atol=1e-5)
 
 
@@ -205,7 +194,7 @@ def test_naive_mode_recomputes_and_matches(model_and_cfg) -> None:
         for pa, pb in zip(a.poses, b.poses):
             np.testing.assert_allclose(pa.keypoints, pb.keypoints, atol=1e-4)
     assert res[True][1] == 2 * n
-    assert res[False][1] == 2 * sum(len(set(window_frame_indices(t, DELTA, 0, n - 1))) for t in range(n))
+    assert res[False][1] == 2 * sum(len(set(window_frame_indices(t, n, DELTA))) for t in range(n))
 
 
 class PeakBackend:
