@@ -36,9 +36,9 @@ setup(
             "tdmi-recorder = tdmi_ros.recorder:main",
             "tdmi-demo = tdmi_ros.demo:main",
             # offline tools (no ROS)
-            "tdmi-bench = tdmi_core.runtime.bench:main",
+            "tdmi-bench = tdmi_core.tools.bench:main",
             "tdmi-train = tdmi_core.train.__main__:main",
-            "tdmi-predict = tdmi_core.train.predict:main",
+            "tdmi-predict = tdmi_core.tools.predict:main",
             "tdmi-eval-posetrack = tdmi_core.eval.posetrack:main",
             "tdmi-teacher = tdmi_core.data.teacher:main",
             "tdmi-distill = tdmi_core.train.distill:main",

@@ -82,7 +82,7 @@ class DistillConfig:
         feature_batch: crops per backbone call when caching features.
         max_train_windows: use only this many windows, evenly spread (smoke tests); None = all.
         student_weights / baseline_weights / loss_plot: outputs.
-        metrics_json / model_card / eval_mode: used by ``python -m tdmi_core.eval.distill_metrics``.
+        metrics_json / model_card / eval_mode: used by ``python -m tdmi_core.tools.distill_metrics``.
     """
 
     model: str = "tdmi_lite"

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from tdmi_core.data.posetrack import FrameRecord, PersonAnnotation, VideoRecord
-from tdmi_core.eval.distill_metrics import (
+from tdmi_core.tools.distill_metrics import (
     CARD_END,
     CARD_START,
     acceleration_norms,

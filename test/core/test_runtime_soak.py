@@ -8,7 +8,7 @@ import psutil
 
 from tdmi_core.models import build_model, load_model_config
 from tdmi_core.runtime import StreamingPoseEstimator, TrackedBox
-from tdmi_core.runtime.bench import calibrated_random_model
+from tdmi_core.tools.bench import calibrated_random_model
 from tdmi_core.runtime.backends.onnx_backend import OnnxRuntimeBackend
 
 FRAMES = 10_000

@@ -5,8 +5,8 @@ import numpy as np
 
 from tdmi_core.models import build_model, load_model_config
 from tdmi_core.runtime.backends import TorchBackend
-from tdmi_core.runtime.bench import calibrated_random_model
-from tdmi_core.runtime.compare_modes import compare_modes
+from tdmi_core.tools.bench import calibrated_random_model
+from tdmi_core.tools.compare_modes import compare_modes
 from tdmi_core.runtime.types import TrackedBox
 
 

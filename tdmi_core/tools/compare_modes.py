@@ -7,7 +7,7 @@ keypoints in image pixels and normalised by the person box height, the fraction 
 held box differs from the key frame's own box, how often held boxes are replaced, and the backbone
 crops per frame of each mode.
 
-    python -m tdmi_core.runtime.compare_modes --video VIDEO --weights W.pt [--frames 200] [--hold-thresholds 0.05 0.1]
+    python -m tdmi_core.tools.compare_modes --video VIDEO --weights W.pt [--frames 200] [--hold-thresholds 0.05 0.1]
 """
 from __future__ import annotations
 
@@ -141,7 +141,7 @@ def _read_video(path: Path, max_frames: int | None, start: int = 0) -> list[np.n
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: ``python -m tdmi_core.runtime.compare_modes``."""
+    """Entry point: ``python -m tdmi_core.tools.compare_modes``."""
     p = argparse.ArgumentParser(
         description="Keypoint difference between exact and streaming mode on a video.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
