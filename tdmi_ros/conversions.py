@@ -58,18 +58,19 @@ def ns_to_stamp(ns: int) -> Any:
     return Time(sec=sec, nanosec=nanosec)
 
 
-def image_to_bgr(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Decode a ``sensor_msgs/Image`` into a BGR image.
+def check_image(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+    """Validate a ``sensor_msgs/Image``'s encoding, size, step and data length without reading a pixel.
 
-    Handles row padding (``step > width * bytes_per_pixel``), big-endian 16-bit data, and scales
-    16-bit encodings to 8 bits by keeping the high byte (full 0..65535 range -> 0..255).
-
-    Returns:
-        ``image[H, W, 3]`` uint8, C-contiguous, owning its memory.
+    Cheap enough for a subscription callback; :func:`image_to_bgr` runs the same checks.
 
     Raises:
         InputError: reasons ``unknown_encoding``, ``bad_size`` (zero/huge dims, step or data length).
     """
+    _image_layout(msg, max_pixels)
+
+
+def _image_layout(msg: Any, max_pixels: int) -> tuple[int, type, int | None, int, int]:
+    """``(channels, dtype, conversion, itemsize, row_bytes)`` of a valid image message (see :func:`check_image`)."""
     encoding = str(msg.encoding)
     if encoding not in _ENCODINGS:
         raise InputError(
@@ -83,9 +84,26 @@ def image_to_bgr(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
         raise InputError("bad_size", f"image size {width}x{height} is empty or above {max_pixels} pixels")
     if step < row_bytes:
         raise InputError("bad_size", f"image step {step} < width*bytes_per_pixel = {row_bytes}")
+    if len(msg.data) != step * height:
+        raise InputError("bad_size", f"image data has {len(msg.data)} bytes, expected step*height = {step * height}")
+    return channels, dtype, conversion, itemsize, row_bytes
+
+
+def image_to_bgr(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode a ``sensor_msgs/Image`` into a BGR image.
+
+    Handles row padding (``step > width * bytes_per_pixel``), big-endian 16-bit data, and scales
+    16-bit encodings to 8 bits by keeping the high byte (full 0..65535 range -> 0..255).
+
+    Returns:
+        ``image[H, W, 3]`` uint8, C-contiguous, owning its memory.
+
+    Raises:
+        InputError: see :func:`check_image`.
+    """
+    channels, dtype, conversion, itemsize, row_bytes = _image_layout(msg, max_pixels)
+    height, width, step = int(msg.height), int(msg.width), int(msg.step)
     data = np.frombuffer(msg.data, dtype=np.uint8)
-    if data.size != step * height:
-        raise InputError("bad_size", f"image data has {data.size} bytes, expected step*height = {step * height}")
     rows = data.reshape(height, step)[:, :row_bytes]
     pixel_dtype = np.dtype(dtype).newbyteorder(">" if msg.is_bigendian else "<") if itemsize > 1 else np.dtype(dtype)
     image = np.ascontiguousarray(rows).view(pixel_dtype).reshape(height, width, channels)

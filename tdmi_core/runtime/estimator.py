@@ -225,7 +225,7 @@ class StreamingPoseEstimator:
             self.stats.windows += len(items)
             poses = self._decode(heatmaps, items)
         self._next_emit = key + 1
-        return FramePoses(token=record.token, poses=poses, frame_index=key)
+        return FramePoses(token=record.token, poses=poses, frame_index=key, image_bgr=record.image)
 
     def _gather_windows(self, items: list[tuple[TrackState, TrackedBox, CropBox, list[int]]]) -> Tensor:
         """``[B, T, S, C, h, w]`` windows, computing missing features in one batched backbone call."""

@@ -121,7 +121,7 @@ def predict_video(estimator: Any, video: Any, image_root: str | Path) -> dict[tu
     """
     import cv2
 
-    from tdmi_core.runtime import TrackedBox
+    from tdmi_core.runtime.types import TrackedBox
 
     estimator.reset()
     out: dict[tuple[int, int], np.ndarray] = {}
@@ -269,7 +269,7 @@ def evaluate(cfg: Any, thresholds: Sequence[float] = (0.2, 0.1)) -> dict[str, An
 
     from tdmi_core.data.posetrack import read_split
     from tdmi_core.models.weights import load_weights
-    from tdmi_core.runtime import StreamingPoseEstimator
+    from tdmi_core.runtime.estimator import StreamingPoseEstimator
     from tdmi_core.runtime.backends.torch_backend import TorchBackend
     from tdmi_core.train.distill import as_single_frame_model
 
