@@ -2,18 +2,28 @@
 
 - Which frames: :func:`window_frame_indices`, the window ``[t - delta, ..., t + delta]`` with the
   paper family's padding at sequence ends.
-- How pixels are scaled: crops are RGB in [0, 1], normalised with the ImageNet mean and standard
-  deviation below (what HRNet was pretrained with).
+- How pixels are scaled: crops are RGB, normalised with the ImageNet mean and standard deviation
+  below (what HRNet was pretrained with): :func:`pixel_normalization` gives the exact float32
+  constants both sides apply to 0..255 pixels, so their inputs agree bit for bit.
 
 Both sides import these, so a training window and a served window can never be built differently.
 """
 from __future__ import annotations
 
-__all__ = ["IMAGENET_MEAN_RGB", "IMAGENET_STD_RGB", "window_frame_indices"]
+import numpy as np
+
+__all__ = ["IMAGENET_MEAN_RGB", "IMAGENET_STD_RGB", "pixel_normalization", "window_frame_indices"]
 
 # ImageNet normalisation (RGB order, inputs scaled to [0, 1]).
 IMAGENET_MEAN_RGB: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD_RGB: tuple[float, float, float] = (0.229, 0.224, 0.225)
+
+
+def pixel_normalization() -> tuple[np.ndarray, np.ndarray]:
+    """``(shift[3], scale[3])`` float32, RGB: a crop's input is ``(pixel_0_255 - shift) * scale``."""
+    shift = np.asarray(IMAGENET_MEAN_RGB, np.float32) * 255.0
+    scale = 1.0 / (np.asarray(IMAGENET_STD_RGB, np.float32) * 255.0)
+    return shift, scale
 
 
 def window_frame_indices(key_index: int, num_frames: int, delta: int) -> list[int]:

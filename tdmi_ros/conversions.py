@@ -299,7 +299,7 @@ def clip_keypoints_to_image(keypoints: np.ndarray, width: int, height: int) -> n
     Returns:
         A clipped copy; non-finite coordinates also get score 0.
     """
-    kps = np.array(keypoints, dtype=np.float64)
+    kps = np.array(keypoints, dtype=np.float32)  # the message's type
     x, y = kps[..., 0], kps[..., 1]
     outside = ~(np.isfinite(x) & np.isfinite(y) & (x >= 0) & (x <= width - 1) & (y >= 0) & (y <= height - 1))
     kps[..., 0] = np.clip(np.nan_to_num(x, nan=0.0), 0, width - 1)
@@ -310,7 +310,7 @@ def clip_keypoints_to_image(keypoints: np.ndarray, width: int, height: int) -> n
 
 def _unit(values: Any) -> Any:
     """Clip to [0, 1] with NaN -> 0 (scalars or arrays)."""
-    return np.clip(np.nan_to_num(np.asarray(values, dtype=np.float64), nan=0.0), 0.0, 1.0)
+    return np.clip(np.nan_to_num(np.asarray(values, dtype=np.float32), nan=0.0), 0.0, 1.0)
 
 
 def poses_to_msg(poses: Sequence[Any], header: Any, image_size_wh: tuple[int, int] | None = None) -> Any:
@@ -324,20 +324,26 @@ def poses_to_msg(poses: Sequence[Any], header: Any, image_size_wh: tuple[int, in
     from tdmi_msgs.msg import BoundingBox2D, Keypoint2D, Skeleton2D, Skeleton2DArray
 
     out = Skeleton2DArray(header=header)
-    for pose in poses:
-        kps = np.asarray(pose.keypoints, dtype=np.float64)
+    if not poses:
+        return out
+    keypoints = [np.asarray(pose.keypoints, dtype=np.float32) for pose in poses]
+    for kps in keypoints:
         if kps.shape != (NUM_KEYPOINTS, 3):
             raise ValueError(f"pose keypoints must be [{NUM_KEYPOINTS}, 3], got {kps.shape}")
-        if image_size_wh is not None:
-            kps = clip_keypoints_to_image(kps, *image_size_wh)
-        kps[:, 2] = _unit(kps[:, 2])
+    kps_all = np.stack(keypoints)  # [P, 17, 3], float32 as the message: clipped once for all persons
+    if image_size_wh is not None:
+        kps_all = clip_keypoints_to_image(kps_all, *image_size_wh)
+    kps_all[..., 2] = _unit(kps_all[..., 2])
+    box_scores = _unit([pose.box_score for pose in poses]).tolist()
+    scores = _unit([pose.score for pose in poses]).tolist()
+    for pose, kps, box_score, score in zip(poses, kps_all.tolist(), box_scores, scores):
         x1, y1, x2, y2 = (float(v) for v in np.asarray(pose.box_xyxy, dtype=np.float64).reshape(4))
         skel = Skeleton2D(
             track_id=int(pose.track_id),
             box=BoundingBox2D(center_x=(x1 + x2) / 2, center_y=(y1 + y2) / 2, size_x=x2 - x1, size_y=y2 - y1),
-            box_score=float(_unit(pose.box_score)),
-            keypoints=[Keypoint2D(x=float(x), y=float(y), score=float(s)) for x, y, s in kps],
-            score=float(_unit(pose.score)),
+            box_score=box_score,
+            keypoints=[Keypoint2D(x=x, y=y, score=s) for x, y, s in kps],
+            score=score,
         )
         out.skeletons.append(skel)
     return out

@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from tdmi_core.codec import HeatmapCodec
-from tdmi_core.geometry import transform_points
-from tdmi_core.model_input import window_frame_indices
+from tdmi_core.geometry import transform_points, warp_crop
+from tdmi_core.model_input import pixel_normalization, window_frame_indices
 from tdmi_core.models import build_model, load_model_config
 from tdmi_core.runtime.backends.torch_backend import TorchBackend
-from tdmi_core.runtime.crops import CropBox, crop_batch, moved_beyond, to_model_input
+from tdmi_core.runtime.crops import CropBatch, CropBox, Normalizer, crop_boxes, moved_beyond
 from tdmi_core.runtime.estimator import StreamingPoseEstimator
 from tdmi_core.runtime.types import FramePoses, TrackedBox
 
@@ -57,9 +57,12 @@ def make_images(n: int, seed: int = 0, hw: tuple[int, int] = (120, 160)) -> list
 
 
 def reference_heatmaps(model, cfg, images, idxs, crop: CropBox) -> torch.Tensor:
-    """Recompute one window from scratch with the monolithic model and one crop box."""
-    crops = crop_batch([images[i] for i in idxs], [crop.matrix] * len(idxs), cfg.input_size_hw)
-    x = to_model_input(crops, torch.device("cpu"), torch.float32)
+    """Recompute one window from scratch with the monolithic model and one crop box, the crops made
+    and normalised as the training dataset makes them (warp_crop, numpy)."""
+    in_h, in_w = cfg.input_size_hw
+    crops = np.stack([warp_crop(images[i], crop.matrix, (in_w, in_h)) for i in idxs])
+    shift, scale = pixel_normalization()
+    x = torch.from_numpy(((crops[..., ::-1].astype(np.float32) - shift) * scale).transpose(0, 3, 1, 2).copy())
     with torch.inference_mode():
         return model(x[None])[0]
 
@@ -70,6 +73,35 @@ def test_moved_beyond_threshold() -> None:
     assert moved_beyond(a, CropBox.from_box(np.array([4.0, 0, 34, 40]), (64, 48), 1.0), 0.1)  # 4/30 > 0.1
     assert moved_beyond(a, CropBox.from_box(np.array([0.0, 0, 36, 48]), (64, 48), 1.0), 0.1)  # grew 20 %
     assert not moved_beyond(a, a, 0.0) and moved_beyond(a, CropBox.from_box(np.array([0.0, 0, 30, 41]), (64, 48), 1.0), 0.0)
+
+
+def test_crop_boxes_equal_one_by_one_and_compute_affines_only_when_used() -> None:
+    boxes = np.array([[0.0, 0, 30, 40], [10.0, 20, 50, 30]])
+    many = crop_boxes(boxes, (64, 48), 1.25)
+    for crop, box in zip(many, boxes):
+        one = CropBox.from_box(box, (64, 48), 1.25)
+        assert crop.key == one.key and "matrix" not in vars(crop)  # lazy
+        np.testing.assert_array_equal(crop.matrix, one.matrix)
+        np.testing.assert_array_equal(crop.inverse, one.inverse)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_crop_batch_and_normalizer_match_the_training_dataset_and_reuse_buffers(channels_last: bool) -> None:
+    images = make_images(3, seed=2)
+    crops = [CropBox.from_box(np.array(b), (64, 64)) for b in ([10.0, 5, 60, 100], [70.0, 0, 150, 119], [0.0, 0, 5, 5])]
+    batch = CropBatch((64, 64))
+    got = batch(images, [c.matrix for c in crops])
+    want = np.stack([warp_crop(img, c.matrix, (64, 64)) for img, c in zip(images, crops)])
+    np.testing.assert_array_equal(got, want)
+    assert np.shares_memory(batch(images[:1], [crops[0].matrix]), got)  # the same buffer again
+    normalize = Normalizer("cpu", channels_last=channels_last)
+    x = normalize(want)
+    shift, scale = pixel_normalization()
+    dataset_formula = ((want[..., ::-1].astype(np.float32) - shift) * scale).transpose(0, 3, 1, 2)
+    np.testing.assert_array_equal(x.numpy(), dataset_formula)  # bit for bit: one rule for training and serving
+    assert x.is_contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    assert normalize(want[:2]).data_ptr() == x.data_ptr()
+    assert Normalizer("cpu", torch.bfloat16)(want).dtype == torch.bfloat16
 
 
 def run_stream(est, images, boxes_per_frame, flush=True):

@@ -251,6 +251,7 @@ def test_keypoints_outside_image_are_clipped_with_zero_score_and_scores_unit_ran
     np.testing.assert_allclose(out[4], [10, 10, 0])
     np.testing.assert_allclose(out[5:, 2], 0.5)
     assert msg.skeletons[0].score == 1.0
+    assert conv.clip_keypoints_to_image(kps, 64, 48).dtype == np.float32  # the message's type, no float64 copy
 
 
 def test_marker_ids_stay_int32_for_extreme_track_ids():
