@@ -31,6 +31,7 @@ __all__ = [
     "MoveNetDetector",
     "decode_movenet",
     "letterbox",
+    "make_detector",
     "merge_detections",
 ]
 
@@ -384,3 +385,14 @@ class HogPersonDetector:
         boxes = np.stack([np.clip(x, 0, w), np.clip(y, 0, h), np.clip(x + bw, 0, w), np.clip(y + bh, 0, h)], axis=-1)
         return Detections(boxes.astype(np.float32), weights[keep].copy(),
                           np.zeros((keep.size, NUM_KEYPOINTS, 3), np.float32))
+
+
+def make_detector(
+    name: str, onnx_path: str | os.PathLike = DEFAULT_MOVENET_ONNX, **overrides: Any
+) -> MoveNetDetector | HogPersonDetector:
+    """The person detector ``name``: ``"movenet"`` (from ``onnx_path``) or ``"hog"``, with config ``overrides``."""
+    if name == "movenet":
+        return MoveNetDetector(onnx_path, **overrides)
+    if name == "hog":
+        return HogPersonDetector(**overrides)
+    raise ValueError(f"detector must be 'movenet' or 'hog', got {name!r}")

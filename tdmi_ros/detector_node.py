@@ -24,7 +24,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from tdmi_core.runtime.stats import PipelineStats
 from tdmi_core.runtime.worker import SKIP_REASON, DroppedFrame, FrameWorker
 from tdmi_ros import conversions as conv
-from tdmi_ros.params import image_qos
+from tdmi_ros.qos import image_qos
 
 NODE_NAME = "tdmi_detector"
 
@@ -76,18 +76,13 @@ class DetectorNode(Node):
             self.sub = self.create_subscription(Image, p["image_topic"], self._on_image, qos)
 
     def _build_detector(self) -> Any:
-        from tdmi_core.detection import HogPersonDetector, MoveNetDetector
+        from tdmi_core.detection import make_detector
 
         p = self.p
+        options: dict[str, Any] = {"score_threshold": float(p["min_score"])}
         if p["detector"] == "movenet":
-            path = Path(p["model_path"])
-            return MoveNetDetector(
-                path, score_threshold=float(p["min_score"]), long_side_px=int(p["long_side_px"]),
-                num_threads=int(p["num_threads"]),
-            )
-        if p["detector"] == "hog":
-            return HogPersonDetector(score_threshold=float(p["min_score"]))
-        raise ValueError(f"detector must be 'movenet' or 'hog', got {p['detector']!r}")
+            options.update(long_side_px=int(p["long_side_px"]), num_threads=int(p["num_threads"]))
+        return make_detector(p["detector"], Path(p["model_path"]), **options)
 
     def _on_image(self, msg: Any) -> None:
         self.stats.tick("image")

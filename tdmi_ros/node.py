@@ -37,7 +37,8 @@ from tdmi_core.runtime.stats import PipelineStats
 from tdmi_core.runtime.types import FramePoses
 from tdmi_ros import conversions as conv
 from tdmi_ros.diagnostics import ERROR, assess, stats_to_diagnostics
-from tdmi_ros.params import PoseNodeConfig, image_qos, pose_parameters
+from tdmi_ros.params import PoseNodeConfig, pose_parameters
+from tdmi_ros.qos import image_qos
 from tdmi_ros.sync import AddResult, Pair, StampPairer
 
 NODE_NAME = "tdmi_pose"

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from tdmi_core.runtime.config import RuntimeConfig, load_runtime_config
+from tdmi_ros.qos import IMAGE_QOS_CHOICES
 
-IMAGE_QOS_CHOICES = ("sensor_data", "reliable")
 IMAGE_TRANSPORTS = ("raw", "compressed")
 DETECTION_TYPES = ("tdmi", "vision_msgs")
 RUNTIME = "runtime"  # the section's name, and the prefix of its ROS parameters
@@ -144,20 +144,3 @@ def pose_parameters() -> dict[str, tuple[Any, str]]:
     for f in fields(RuntimeConfig):
         out[f"{RUNTIME}.{f.name}"] = (f.default, f.metadata["help"])
     return out
-
-
-def image_qos(kind: str, depth: int) -> Any:
-    """The QoS of an image topic: ``sensor_data`` (best effort, keep last ``depth``) or ``reliable``.
-
-    One place for what the pose node, the detector and the video publisher use, so their image
-    endpoints always match.
-    """
-    from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-
-    if kind not in IMAGE_QOS_CHOICES:
-        raise ValueError(f"image QoS must be one of {IMAGE_QOS_CHOICES}, got {kind!r}")
-    if kind == "sensor_data":
-        return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth,
-                          reliability=qos_profile_sensor_data.reliability,
-                          durability=qos_profile_sensor_data.durability)
-    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=ReliabilityPolicy.RELIABLE)

@@ -23,7 +23,7 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 
 from tdmi_ros import conversions as conv
-from tdmi_ros.params import image_qos
+from tdmi_ros.qos import image_qos
 
 NODE_NAME = "tdmi_video_publisher"
 

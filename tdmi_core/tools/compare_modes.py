@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from tdmi_core.detection import make_detector
 from tdmi_core.runtime.backends import build_backend
 from tdmi_core.runtime.config import load_runtime_config
 from tdmi_core.runtime.estimator import StreamingPoseEstimator
@@ -30,16 +31,6 @@ from tdmi_core.tracking import IouTracker
 _logger = logging.getLogger(__name__)
 
 __all__ = ["compare_modes", "main"]
-
-
-def _detector(name: str, **movenet: Any) -> Any:
-    from tdmi_core import detection
-
-    if name == "movenet":
-        return detection.MoveNetDetector(**movenet)
-    if name == "hog":
-        return detection.HogPersonDetector()
-    raise ValueError(f"detector must be 'movenet' or 'hog', got {name!r}")
 
 
 def compare_modes(
@@ -173,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     model, model_cfg, _ = load_model(rcfg)
     backend = build_backend(rcfg, model, model_cfg)
     frames = _read_video(args.video, args.frames, args.start)
-    detector = _detector(args.detector) if args.detector == "hog" else _detector(
+    detector = make_detector(args.detector) if args.detector == "hog" else make_detector(
         "movenet", long_side_px=args.movenet_long_side, score_threshold=args.movenet_score, tiles=args.movenet_tiles
     )
     tracker = IouTracker()
