@@ -35,6 +35,7 @@ setup(
             "tdmi-detector = tdmi_ros.detector_node:main",
             "tdmi-recorder = tdmi_ros.recorder:main",
             "tdmi-demo = tdmi_ros.demo:main",
+            "tdmi-node-overhead = tdmi_ros.overhead_bench:main",
             # offline tools (no ROS)
             "tdmi-bench = tdmi_core.tools.bench:main",
             "tdmi-train = tdmi_core.train.__main__:main",
