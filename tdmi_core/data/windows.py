@@ -30,3 +30,16 @@ def window_frame_indices(key_index: int, num_frames: int, delta: int) -> list[in
             index = num_frames - 1  # the last later frame that exists (the key frame if t is last)
         out.append(index)
     return out
+
+
+def causal_window_frame_indices(key_index: int, num_frames: int, delta: int) -> list[int]:
+    """Frame indices of the causal window ``[t - 2*delta, ..., t]`` (time order, key frame last).
+
+    No look-ahead: the window ends at the key frame. Frames before the video's start are replaced by
+    its first frame, so the window stays in time order (a key frame at t = 0 is repeated).
+    """
+    if delta < 0:
+        raise ValueError(f"delta must be >= 0, got {delta}")
+    if not 0 <= key_index < num_frames:
+        raise ValueError(f"key_index {key_index} outside the video's {num_frames} frames")
+    return [max(0, key_index + offset) for offset in range(-2 * delta, 1)]
