@@ -148,6 +148,7 @@ def _table(
     n_boot: int,
     seed: int,
 ) -> Table:
+    """Rows and pairs of one calibration from per-sample LOVO errors ``[F, P, C, K]`` and jitter values."""
     shape = heights.shape + (next(iter(errors.values())).shape[-1],)
     per_height = {m: e / heights[..., None] for m, e in errors.items()}
     valid = {m: np.isfinite(v) for m, v in per_height.items()}
