@@ -20,10 +20,17 @@ all rows describe the same people. ``--degrade`` also writes ``<method>_degraded
 key frame alone is degraded (an occluder on the person or motion blur, alternating), for TDMI models
 and the detector.
 
-Usage::
+With ``--calib`` the same command then scores all files with the multi-view metric (file and
+refined calibration; the refinement pools ``--refine-from``, by default the detector, MoveNet 512,
+Thunder and MediaPipe when present: never a TDMI model) and writes ``table.md`` / ``table.json``
+plus ``worst_frames.png`` (each method's 3 worst frames side by side) to ``--out``.
+
+Usage (the table in weights/MODEL_CARD.md)::
 
     python -m tdmi_core.tools.multiview_eval --videos assets/videos/pose2sim_cam0{1,2,3,4}.mp4 \\
-        --model tdmi_movenet=weights/tdmi_movenet.pt --out runs/multiview
+        --calib assets/videos/pose2sim_Calib.qca.txt --degrade \\
+        --model tdmi_movenet=weights/tdmi_movenet.pt tdmi_movenet_single_frame=weights/tdmi_movenet_single_frame.pt \\
+        --out runs/multiview
 """
 from __future__ import annotations
 
@@ -39,6 +46,7 @@ import cv2
 import numpy as np
 
 from tdmi_core.detection import MoveNetDetector, SinglePoseEstimator
+from tdmi_core.eval.multiview.predictions import Detection, save_predictions
 from tdmi_core.skeleton import NUM_KEYPOINTS
 from tdmi_core.tracking import IouTracker, box_iou
 
@@ -88,14 +96,10 @@ def track_camera(frames: list[np.ndarray], threads: int) -> tuple[CameraTracks, 
     return out, 1e3 * (time.perf_counter() - start) / len(frames)
 
 
-def _predictions(tracks: CameraTracks, keypoints: list[np.ndarray]) -> dict[str, list[dict[str, Any]]]:
-    """Per frame index: ``[{"track_id", "box", "keypoints"}]`` (the metric's file layout)."""
-    out: dict[str, list[dict[str, Any]]] = {}
-    for f, (boxes, ids, kps) in enumerate(zip(tracks.boxes, tracks.ids, keypoints)):
-        out[str(f)] = [{"track_id": int(t), "box": [round(float(v), 2) for v in b],
-                        "keypoints": np.round(k.astype(np.float64), 3).tolist()}
-                       for t, b, k in zip(ids, boxes, kps)]
-    return out
+def _predictions(tracks: CameraTracks, keypoints: list[np.ndarray]) -> dict[int, list[Detection]]:
+    """Per frame index: the shared people with this method's keypoints (the metric's format)."""
+    return {f: [Detection(int(t), np.asarray(b, np.float64), np.asarray(k, np.float64)) for t, b, k in zip(ids, boxes, kps)]
+            for f, (boxes, ids, kps) in enumerate(zip(tracks.boxes, tracks.ids, keypoints))}
 
 
 def run_multipose(tracks: CameraTracks, long_side: int, threads: int, degrade_key: bool = False) -> tuple[list[np.ndarray], float]:
@@ -303,11 +307,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--max-frames", type=int, default=None)
     parser.add_argument("--threads", type=int, default=1, help="ONNX Runtime / torch threads (1 = the table's timing)")
     parser.add_argument("--out", type=Path, default=Path("runs/multiview"))
+    parser.add_argument("--calib", type=Path, help="the rig's calibration (Calib.qca.txt or .json): then print the table")
+    parser.add_argument("--pred", nargs="*", default=[], metavar="NAME=FILE",
+                        help="more prediction files for the table (e.g. mediapipe's, written in its own environment)")
+    parser.add_argument("--reuse", action="store_true", help="keep prediction files that exist instead of recomputing")
+    parser.add_argument("--refine-from", default="movenet256,movenet512,thunder,mediapipe",
+                        help="methods pooled for the calibration refinement (those present are used)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    import torch
+    if args.model:  # torch only for TDMI models (the MediaPipe environment has none)
+        import torch
 
-    torch.set_num_threads(args.threads)
+        torch.set_num_threads(args.threads)
     cameras = args.cameras or [f"cam{i + 1:02d}" for i in range(len(args.videos))]
     (args.out / "pred").mkdir(parents=True, exist_ok=True)
     results: dict[str, dict[str, Any]] = {}
@@ -320,6 +331,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     template = mean_pose(args.train_annotations) if "template" in args.methods else None
     models = [item.split("=", 1) for item in args.model]
+    if args.reuse:  # only what is missing
+        have = {p.stem for p in (args.out / "pred").glob("*.json")}
+        args.methods = [m for m in args.methods if m not in have]
+        models = [(n, w) for n, w in models if n not in have]
+        template = template if "template" in args.methods else None
     for camera, video in zip(cameras, args.videos):
         frames = read_video(video, args.max_frames)
         fps = cv2.VideoCapture(str(video)).get(cv2.CAP_PROP_FPS) or 30.0
@@ -343,13 +359,124 @@ def main(argv: Sequence[str] | None = None) -> int:
                 add(f"{name}_degraded", camera, tracks, run_model_degraded(tracks, weights, single), None)
             logger.info("%s: %s done", camera, name)
     for method, cams in results.items():
-        path = args.out / "pred" / f"{method}.json"
-        path.write_text(json.dumps({"method": method, "cameras": cams}), encoding="utf-8")
+        save_predictions(cams, args.out / "pred" / f"{method}.json")
     summary = {m: round(float(np.mean(v)), 2) for m, v in timing.items()}
-    (args.out / "timing_ms.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
+    timing_path = args.out / "timing_ms.json"
+    old = json.loads(timing_path.read_text()) if timing_path.is_file() else {}
+    timing_path.write_text(json.dumps({**old, **summary}, indent=1), encoding="utf-8")
     logger.info("wrote %d prediction files to %s; ms per frame (detector) / per person (top-down): %s",
                 len(results), args.out / "pred", summary)
+    if args.calib:
+        print(score(args, cameras, [item.split("=", 1)[0] for item in args.model]))
     return 0
+
+
+def _pairs(names: Sequence[str]) -> list[tuple[str, str]]:
+    """Each model vs its single-frame twin (when present) and vs the detector."""
+    pairs = []
+    for name in names:
+        base, suffix = (name.removesuffix("_degraded"), "_degraded") if name.endswith("_degraded") else (name, "")
+        if base.endswith("_single_frame") or base == "movenet256":
+            continue
+        if f"{base}_single_frame{suffix}" in names:
+            pairs.append((name, f"{base}_single_frame{suffix}"))
+        if f"movenet256{suffix}" in names:
+            pairs.append((name, f"movenet256{suffix}"))
+    return pairs
+
+
+def score(args: argparse.Namespace, cameras: list[str], model_names: list[str]) -> str:
+    """Run the multi-view metric on every prediction file in ``args.out/pred`` (+ ``--pred``); write the tables.
+
+    Two evaluations: every method on clean frames (the main table), and the key-frame-degraded runs
+    on their own (each table compares methods on the samples all of its methods count).
+    """
+    from tdmi_core.eval.multiview import evaluate
+    from tdmi_core.eval.multiview.calibration import load_calibration
+    from tdmi_core.eval.multiview.evaluate import worst_frames
+    from tdmi_core.eval.multiview.predictions import load_predictions
+    from tdmi_core.eval.multiview.report import to_json, to_markdown
+
+    files = {p.stem: p for p in sorted((args.out / "pred").glob("*.json"))}
+    files.update({n: Path(f) for n, f in (item.split("=", 1) for item in args.pred)})
+    calibration = load_calibration(args.calib)
+    sections, report = [], {}
+    clean = [n for n in files if not n.endswith("_degraded") and n != "mediapipe"]
+    for title, names in (
+        ("Clean frames", clean),
+        # An optional extra that misses people now and then: on its own, so it does not shrink the common set.
+        ("MediaPipe BlazePose (optional extra)", ["mediapipe", "movenet256", *model_names] if "mediapipe" in files else []),
+        ("Key frame degraded (occluder or motion blur on the key frame only)", [n for n in files if n.endswith("_degraded")]),
+    ):
+        # The detector first: its people are the reference every other method is aligned to.
+        names = sorted(names, key=lambda n: (not n.startswith("movenet256"), n))
+        names = [n for n in dict.fromkeys(names) if n in files]
+        if len(names) < 2:
+            continue
+        methods = {name: load_predictions(files[name]) for name in names}
+        refine = [m for m in args.refine_from.split(",") if m in files]
+        refine_methods = {m: load_predictions(files[m]) for m in refine}
+        evaluation = evaluate({**methods, **{m: p for m, p in refine_methods.items() if m not in methods}},
+                              calibration, pairs=_pairs(names), refine_from=refine, n_boot=1000, seed=0)
+        kind = "refined" if refine else "file"
+        worst = {name: worst_frames(evaluation, name, kind, 3) for name in names}
+        sections.append(f"# {title}\n\n" + to_markdown(evaluation, worst))
+        report[title] = to_json(evaluation, worst)
+        if title == "Clean frames":
+            render_worst_frames(evaluation, worst, dict(zip(cameras, args.videos)), kind, args.out / "worst_frames.png")
+    markdown = "\n\n".join(sections)
+    (args.out / "table.md").write_text(markdown, encoding="utf-8")
+    (args.out / "table.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
+    return markdown
+
+
+def render_worst_frames(evaluation, worst: dict, videos: dict[str, Path], calibration: str, out_png: Path) -> Path:
+    """One row per method, its worst frames side by side: the method's skeleton (colour) and, as white
+    dots, where its other views triangulate each joint (what the held-out view was scored against)."""
+    from tdmi_core.eval.multiview.camera import project
+    from tdmi_core.eval.multiview.triangulation import robust_triangulate, view_weights
+    from tdmi_core.visualize import draw_skeleton
+
+    cams = evaluation.calibrations[calibration]
+    names = evaluation.cameras
+    cache: dict[str, list[np.ndarray]] = {}
+    tile_h, tile_w = 320, 240
+    rows = []
+    for method, frames in worst.items():
+        tiles = []
+        arrays = evaluation.arrays[method]
+        for w in frames:
+            if w.camera not in cache:
+                cache[w.camera] = read_video(videos[w.camera])
+            c = names.index(w.camera)
+            f = int(np.flatnonzero(arrays.frames == w.frame)[0])
+            kp = arrays.keypoints[f, w.person]  # [C, K, 3]
+            image = cache[w.camera][w.frame].copy()
+            others = kp.copy()
+            others[c, :, 2] = 0.0
+            points, _ = robust_triangulate(others[..., :2].transpose(1, 0, 2), view_weights(others, 0.3).T, cams)
+            ref = project(points, cams[c])
+            draw_skeleton(image, kp[c].astype(np.float32), 0, None, min_score=0.0, thickness=4)
+            for x, y in ref:
+                if np.isfinite(x) and np.isfinite(y):
+                    cv2.circle(image, (int(x), int(y)), 9, (255, 255, 255), -1)
+            box = arrays.boxes[f, w.person, c]
+            cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+            side = max(box[2] - box[0], (box[3] - box[1]) * 0.75) * 1.3
+            m = np.array([[tile_w / side, 0, tile_w / 2 - cx * tile_w / side],
+                          [0, tile_w / side, tile_h / 2 - cy * tile_w / side]])
+            tile = cv2.warpAffine(image, m, (tile_w, tile_h))
+            cv2.putText(tile, f"{w.camera} f{w.frame} {w.mean_px:.0f}px", (5, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
+                        (255, 255, 255), 1, cv2.LINE_AA)
+            tiles.append(tile)
+        while len(tiles) < 3:
+            tiles.append(np.zeros((tile_h, tile_w, 3), np.uint8))
+        label = np.zeros((tile_h, 200, 3), np.uint8)
+        cv2.putText(label, method[:24], (5, tile_h // 2), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
+        rows.append(np.hstack([label, *tiles]))
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(out_png), np.vstack(rows))
+    return out_png
 
 
 if __name__ == "__main__":

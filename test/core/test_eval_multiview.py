@@ -225,6 +225,19 @@ def test_lovo_error_of_exact_2d_is_zero_with_distortion() -> None:
     assert np.nanmax(errors) < 1e-6
 
 
+def test_lovo_counts_incoherent_views_as_large_errors_instead_of_skipping_them() -> None:
+    """A method whose other views put a joint behind the held-out camera scores the image diagonal there."""
+    cameras = make_rig()
+    keypoints = project_all(make_people(2), cameras)
+    behind = cameras[0].center + 3.0 * (cameras[0].center - np.array([0.0, 0.0, 1.0]))  # far behind camera 1
+    for c in range(1, 4):
+        keypoints[:, :, c, 0, :2] = project(behind, cameras[c])
+    errors = lovo_errors(keypoints, cameras, MetricConfig())
+    diagonal = np.hypot(*cameras[0].size)
+    np.testing.assert_allclose(errors[:, :, 0, 0], diagonal)
+    assert np.nanmax(errors[:, :, 0, 1:]) < 1e-6  # the other joints are untouched
+
+
 def lovo_noise_expectation(points: np.ndarray, cameras: list[Camera], sigma: float, rng: np.random.Generator) -> float:
     """Median LOVO error under i.i.d. N(0, σ²) pixel noise, to first order, sampled from its Gaussians.
 

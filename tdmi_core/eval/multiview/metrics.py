@@ -7,8 +7,12 @@ compared with the method's 2D joint there, in pixels. It counts only where
 
 - at least 2 other views have score ≥ ``min_score`` (so the point exists; the robust step keeps ≥ 2),
 - the held-out joint is present: finite and score > ``present_min_score`` (0: any reported joint
-  counts, however unsure — a method cannot leave out its hard joints by lowering their scores),
-- the point lies in front of camera c and projects inside its image (else camera c cannot see it).
+  counts, however unsure — a method cannot leave out its hard joints by lowering their scores).
+
+A point that its other views put behind camera c, or whose projection lands outside the image, is a
+failure of those views, not a reason to skip the sample: it counts, the former with the image
+diagonal as its error, the latter with its real pixel distance. (Otherwise a method with
+incoherent views, e.g. a blind template, would lose samples instead of scoring badly.)
 
 Jitter of joint k at frame t: ``‖x(t+1) − 2·x(t) + x(t−1)‖`` in camera c, for frames t−1, t, t+1 that
 are consecutive frame indices with the joint present in all three.
@@ -64,11 +68,11 @@ def lovo_errors(keypoints: np.ndarray, cameras: Sequence[Camera], config: Metric
         )
         projected = project(points, camera)
         target = by_view[:, held_out]
-        width, height = camera.size
-        u, v = projected[:, 0], projected[:, 1]
-        inside = (u >= 0) & (u < width) & (v >= 0) & (v < height)
-        counts = inside & present(target, config.present_min_score)
-        error = np.where(counts, np.linalg.norm(projected - target[:, :2], axis=-1), np.nan)
+        diagonal = float(np.hypot(*camera.size))
+        distance = np.linalg.norm(projected - target[:, :2], axis=-1)
+        distance = np.where(np.isfinite(distance), distance, diagonal)  # behind camera c
+        counts = np.isfinite(points).all(axis=-1) & present(target, config.present_min_score)
+        error = np.where(counts, distance, np.nan)
         errors[:, :, held_out] = error.reshape(F, P, K)
     return errors
 
