@@ -1,7 +1,8 @@
 """What a TDMI model input is made of, shared by training (``tdmi_core.data``) and serving (``tdmi_core.runtime``).
 
 - Which frames: :func:`window_frame_indices`, the window ``[t - delta, ..., t + delta]`` with the
-  paper family's padding at sequence ends.
+  paper family's padding at sequence ends, or :func:`causal_window_frame_indices`, the window
+  ``[t - 2 delta, ..., t]`` without look-ahead.
 - How pixels are scaled: crops are RGB, normalised with the ImageNet mean and standard deviation
   below (what HRNet was pretrained with): :func:`pixel_normalization` gives the exact float32
   constants both sides apply to 0..255 pixels, so their inputs agree bit for bit.
@@ -12,7 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["IMAGENET_MEAN_RGB", "IMAGENET_STD_RGB", "pixel_normalization", "window_frame_indices"]
+__all__ = ["IMAGENET_MEAN_RGB", "IMAGENET_STD_RGB", "causal_window_frame_indices", "pixel_normalization",
+           "window_frame_indices"]
 
 # ImageNet normalisation (RGB order, inputs scaled to [0, 1]).
 IMAGENET_MEAN_RGB: tuple[float, float, float] = (0.485, 0.456, 0.406)
@@ -55,3 +57,16 @@ def window_frame_indices(key_index: int, num_frames: int, delta: int) -> list[in
             index = later
         out.append(index)
     return out
+
+
+def causal_window_frame_indices(key_index: int, num_frames: int, delta: int) -> list[int]:
+    """Frame indices of the causal window ``[t - 2*delta, ..., t]`` (time order, key frame last).
+
+    No look-ahead: the window ends at the key frame. Frames before the video's start are replaced by
+    its first frame, so the window stays in time order (a key frame at t = 0 is repeated).
+    """
+    if delta < 0:
+        raise ValueError(f"delta must be >= 0, got {delta}")
+    if not 0 <= key_index < num_frames:
+        raise ValueError(f"key frame {key_index} outside the {num_frames} available frames")
+    return [max(0, key_index + offset) for offset in range(-2 * delta, 1)]

@@ -95,6 +95,10 @@ class StreamingPoseEstimator:
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if getattr(model_cfg, "window", "symmetric") != "symmetric":
+            # a causal model needs a window ending at the key frame; serving it with this one would be wrong
+            raise ValueError(f"model {model_cfg.name!r} has a {model_cfg.window} window; the streaming runtime "
+                             "serves symmetric windows (t-delta..t+delta) only")
         model_delta = int(model_cfg.delta)
         if delta is not None and int(delta) != model_delta:
             raise ValueError(
@@ -116,7 +120,10 @@ class StreamingPoseEstimator:
         if self.max_batch is not None and self.max_batch < 1:
             raise ValueError(f"max_batch must be >= 1 or None, got {self.max_batch}")
         self.input_size_hw = tuple(int(v) for v in model_cfg.input_size_hw)
-        self.codec = HeatmapCodec(self.input_size_hw, tuple(model_cfg.heatmap_size_hw), sigma)
+        # The model's own target width and sub-pixel rule (DARK needs the width it was trained with).
+        self.codec = HeatmapCodec(self.input_size_hw, tuple(model_cfg.heatmap_size_hw),
+                                  getattr(model_cfg, "heatmap_sigma", sigma),
+                                  refine=getattr(model_cfg, "decode_refine", "quarter"))
         self.stats = RuntimeStats()
         self._frames: dict[int, FrameRecord] = {}
         self._tracks: dict[int, TrackState] = {}

@@ -1,5 +1,5 @@
-"""Programs over the whole core: benchmarks, mode comparison, prediction and metric runners.
+"""Programs above train, eval and runtime: benchmarks, mode comparison, prediction, evaluation and metric runners.
 
 The layers below (``runtime``, ``train``, ``eval``, ``data``, ``models``) never import this package;
-its modules may import any of them (never ROS). Each module is one command with ``main(argv)``.
+its modules may import all of tdmi_core (never ROS). Each module is one command with ``main(argv)``.
 """

@@ -67,6 +67,14 @@ def reference_heatmaps(model, cfg, images, idxs, crop: CropBox) -> torch.Tensor:
         return model(x[None])[0]
 
 
+def test_causal_models_are_refused_not_served_with_the_wrong_window(model_and_cfg) -> None:
+    model, cfg = model_and_cfg
+    causal = load_model_config("tdmi_lite", name="tiny_causal", width=8, input_size_hw=(64, 64),
+                               heatmap_size_hw=(16, 16), rdm_hidden=8, window="causal")
+    with pytest.raises(ValueError, match="causal window"):
+        StreamingPoseEstimator(TorchBackend(model), causal)
+
+
 def test_moved_beyond_threshold() -> None:
     a = CropBox.from_box(np.array([0.0, 0, 30, 40]), (64, 48), 1.0)  # region exactly 30x40
     assert not moved_beyond(a, CropBox.from_box(np.array([2.0, 3, 32, 43]), (64, 48), 1.0), 0.1)
