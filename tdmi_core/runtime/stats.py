@@ -24,9 +24,11 @@ class RateMeter:
         self._times: deque[float] = deque(maxlen=max_events)
 
     def tick(self, now_s: float) -> None:
+        """Count one event at ``now_s`` (monotonic seconds)."""
         self._times.append(now_s)
 
     def rate_hz(self, now_s: float) -> float:
+        """Events per second over the window ending at ``now_s``."""
         while self._times and now_s - self._times[0] > self.window_s:
             self._times.popleft()
         if len(self._times) < 2:
@@ -91,18 +93,22 @@ class PipelineStats:
             self._latency.setdefault(name, deque(maxlen=self._latency_window)).append(seconds)
 
     def queue(self, depth: int, capacity: int) -> None:
+        """Record the queue's current depth and capacity."""
         with self._lock:
             self._queue_depth, self._queue_capacity = int(depth), int(capacity)
 
     def drops(self) -> dict[str, int]:
+        """Dropped items by reason, so far."""
         with self._lock:
             return dict(self._drops)
 
     def counts(self) -> dict[str, int]:
+        """Events by name, so far."""
         with self._lock:
             return dict(self._counts)
 
     def snapshot(self, now_s: float | None = None, skip_reason: str = "compute_behind") -> StatsSnapshot:
+        """One consistent read of everything; ``recent_skips`` counts ``skip_reason`` drops since the last call."""
         now_s = time.monotonic() if now_s is None else now_s
         with self._lock:
             latency = {}

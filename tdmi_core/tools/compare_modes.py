@@ -26,6 +26,7 @@ from tdmi_core.runtime.config import load_runtime_config
 from tdmi_core.runtime.estimator import StreamingPoseEstimator
 from tdmi_core.runtime.loading import load_model
 from tdmi_core.runtime.types import FramePoses, TrackedBox
+from tdmi_core.tools.frames import read_frames
 from tdmi_core.tracking import IouTracker
 
 _logger = logging.getLogger(__name__)
@@ -113,27 +114,6 @@ def compare_modes(
     }
 
 
-def _read_video(path: Path, max_frames: int | None, start: int = 0) -> list[np.ndarray]:
-    import cv2
-
-    cap = cv2.VideoCapture(str(path))
-    if not cap.isOpened():
-        raise FileNotFoundError(f"cannot open video {path}")
-    for _ in range(start):
-        if not cap.grab():
-            break
-    frames = []
-    while max_frames is None or len(frames) < max_frames:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(frame)
-    cap.release()
-    if not frames:
-        raise ValueError(f"{path}: no frames could be read")
-    return frames
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point: ``python -m tdmi_core.tools.compare_modes``."""
     p = argparse.ArgumentParser(
@@ -163,7 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     rcfg = load_runtime_config(args.config, **{k: v for k, v in overrides.items() if v is not None})
     model, model_cfg, _ = load_model(rcfg)
     backend = build_backend(rcfg, model, model_cfg)
-    frames = _read_video(args.video, args.frames, args.start)
+    frames = list(read_frames(args.video, args.start, args.frames))
+    if not frames:
+        raise ValueError(f"{args.video}: no frames could be read")
     detector = make_detector(args.detector) if args.detector == "hog" else make_detector(
         "movenet", long_side_px=args.movenet_long_side, score_threshold=args.movenet_score, tiles=args.movenet_tiles
     )

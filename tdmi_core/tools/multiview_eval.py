@@ -48,6 +48,7 @@ import numpy as np
 from tdmi_core.detection import MoveNetDetector, SinglePoseEstimator
 from tdmi_core.eval.multiview.predictions import Detection, save_predictions
 from tdmi_core.skeleton import NUM_KEYPOINTS
+from tdmi_core.tools.frames import read_frames
 from tdmi_core.tracking import IouTracker, box_iou
 
 logger = logging.getLogger(__name__)
@@ -67,16 +68,7 @@ class CameraTracks:
 
 def read_video(path: Path, max_frames: int | None = None) -> list[np.ndarray]:
     """All frames of a video (BGR)."""
-    cap = cv2.VideoCapture(str(path))
-    if not cap.isOpened():
-        raise FileNotFoundError(f"cannot open {path}")
-    frames = []
-    while max_frames is None or len(frames) < max_frames:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(frame)
-    cap.release()
+    frames = list(read_frames(path, max_frames=max_frames))
     if not frames:
         raise ValueError(f"{path}: no frame decoded")
     return frames

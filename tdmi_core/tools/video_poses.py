@@ -27,6 +27,7 @@ from tdmi_core.runtime.loading import build_estimator
 from tdmi_core.runtime.pipeline import FrameInput, FrameJob, PosePipeline
 from tdmi_core.runtime.stats import PipelineStats
 from tdmi_core.runtime.types import FramePoses
+from tdmi_core.tools.frames import read_frames
 from tdmi_core.tracking import IouTracker
 
 _logger = logging.getLogger(__name__)
@@ -74,26 +75,6 @@ def video_poses(frames: Any, detector: Any, estimator: Any, tracker: Any, out: I
     return stats
 
 
-def _read_frames(path: Path, start: int, max_frames: int | None) -> Any:
-    import cv2
-
-    cap = cv2.VideoCapture(str(path))
-    if not cap.isOpened():
-        raise FileNotFoundError(f"cannot open video {path}")
-    try:
-        for _ in range(start):
-            cap.grab()
-        count = 0
-        while max_frames is None or count < max_frames:
-            ok, frame = cap.read()
-            if not ok:
-                break
-            count += 1
-            yield frame
-    finally:
-        cap.release()
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point: ``python -m tdmi_core.tools.video_poses``."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -117,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     _logger.info("%s; detector %s", description, args.detector)
     started = time.perf_counter()
     with args.out.open("w", encoding="utf-8") as out:
-        stats = video_poses(_read_frames(args.video, args.start, args.max_frames), detector, estimator, IouTracker(),
+        stats = video_poses(read_frames(args.video, args.start, args.max_frames), detector, estimator, IouTracker(),
                             out, args.queue_depth)
     frames = stats.counts().get("processed", 0)
     _logger.info("%d frames in %.1f s; wrote %s", frames, time.perf_counter() - started, args.out)
