@@ -35,10 +35,11 @@ setup(
             "tdmi-detector = tdmi_ros.detector_node:main",
             "tdmi-recorder = tdmi_ros.recorder:main",
             "tdmi-demo = tdmi_ros.demo:main",
+            "tdmi-node-overhead = tdmi_ros.overhead_bench:main",
             # offline tools (no ROS)
-            "tdmi-bench = tdmi_core.runtime.bench:main",
+            "tdmi-bench = tdmi_core.tools.bench:main",
             "tdmi-train = tdmi_core.train.__main__:main",
-            "tdmi-predict = tdmi_core.train.predict:main",
+            "tdmi-predict = tdmi_core.tools.predict:main",
             "tdmi-eval-posetrack = tdmi_core.eval.posetrack:main",
             "tdmi-teacher = tdmi_core.data.teacher:main",
             "tdmi-distill = tdmi_core.train.distill:main",

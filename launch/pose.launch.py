@@ -6,7 +6,8 @@ same processes: both build them with ``tdmi_ros.launch_cli.node_commands``.
     ros2 launch launch/pose.launch.py config:=config/pose.yaml video:=assets/videos/vtest.avi detector:=true
 
 Arguments: ``config`` (parameter YAML; default ./config/pose.yaml, else the package's installed copy), ``video`` (file or camera index; empty = the YAML's
-``enabled``), ``detector`` (true/false/auto = the YAML), ``allow_random_weights`` (testing only),
+``enabled``), ``detector`` (true/false/auto = the YAML), ``allow_untrained`` (testing only: the pose node's
+``runtime.allow_untrained``),
 ``record`` (JSON-lines output file; empty = no recorder). Topics are relative: push a namespace or
 remap at the call site. The pose node configures and activates itself (lifecycle autostart).
 """
@@ -24,7 +25,7 @@ def _processes(context: LaunchContext) -> list[ExecuteProcess]:
         return LaunchConfiguration(name).perform(context)
 
     detector = {"true": True, "false": False}.get(arg("detector").lower())
-    overrides = {"allow_random_weights": "true"} if arg("allow_random_weights").lower() == "true" else {}
+    overrides = {"runtime.allow_untrained": "true"} if arg("allow_untrained").lower() == "true" else {}
     commands = node_commands(
         arg("config") or default_config_path(), video=arg("video") or None, detector=detector, pose_overrides=overrides,
         record=arg("record") or None,
@@ -41,7 +42,8 @@ def generate_launch_description() -> LaunchDescription:
                               description="parameter YAML ('' = ./config/pose.yaml, else the installed config/pose.yaml)"),
         DeclareLaunchArgument("video", default_value="", description="video file or camera index ('' = YAML)"),
         DeclareLaunchArgument("detector", default_value="auto", description="true | false | auto (= YAML)"),
-        DeclareLaunchArgument("allow_random_weights", default_value="false", description="testing only"),
+        DeclareLaunchArgument("allow_untrained", default_value="false",
+                              description="testing only: run an untrained model (runtime.allow_untrained)"),
         DeclareLaunchArgument("record", default_value="", description="JSON-lines file for /poses ('' = off)"),
         OpaqueFunction(function=_processes),
     ])

@@ -5,13 +5,18 @@ Called by set-up (``make setup``); also usable by hand::
 
     python scripts/fetch_assets.py                 # fetch what is missing, verify everything
     python scripts/fetch_assets.py --check         # verify only; exit 1 if anything is missing/wrong
-    python scripts/fetch_assets.py --only vtest    # one source (pose2sim, sports2d, vtest)
+    python scripts/fetch_assets.py --only vtest    # one source (pose2sim, sports2d, vtest, musicalgestures)
 
 Sources (licences in docs/teacher-dataset.md):
 
 - PyPI wheel ``pose2sim==0.10.49`` (BSD-3-Clause): ``Pose2Sim/Demo_MultiPerson/videos/cam01..04.mp4``
 - PyPI wheel ``sports2d==0.8.34`` (BSD-3-Clause): ``Sports2D/Demo/demo.mp4``
 - Debian package ``opencv-doc`` (Apache-2.0 AND BSD-3-Clause): ``.../examples/data/vtest.avi``
+- PyPI wheel ``musicalgestures==1.32.0`` (GPL-3.0): ``musicalgestures/examples/dancer.avi``, ``pianist.avi``
+  (training footage of the default model only)
+
+pose2sim's Demo_MultiPerson (4 calibrated cameras, and its ``Calib.qca.txt``) is validation-only: no
+training run may read it (docs/teacher-dataset.md).
 
 Wheels come through ``python -m pip download`` and the Debian package through ``apt-get download``,
 so whatever index/mirror those tools are configured with is used: no registry host is written here.
@@ -41,7 +46,7 @@ class Asset:
     """One file taken out of one registry package."""
 
     name: str  # file name under the destination directory
-    source: str  # "pose2sim" | "sports2d" | "vtest" (group for --only)
+    source: str  # "pose2sim" | "sports2d" | "vtest" | "musicalgestures" (group for --only)
     kind: str  # "pypi" | "deb"
     package: str  # pip requirement ("name==version") or Debian package name
     member: str  # path inside the wheel / the Debian package's data tarball
@@ -62,12 +67,21 @@ ASSETS: tuple[Asset, ...] = (
     Asset("pose2sim_cam04.mp4", "pose2sim", "pypi", "pose2sim==0.10.49",
           "Pose2Sim/Demo_MultiPerson/videos/cam04.mp4",
           "1490149dc40e7301fa5ceae23862b044ba5c398a8b2a40df21ed894702728c09", 877130),
+    Asset("pose2sim_Calib.qca.txt", "pose2sim", "pypi", "pose2sim==0.10.49",
+          "Pose2Sim/Demo_MultiPerson/calibration/Calib.qca.txt",
+          "fd90e4bbae3278ef1dc0cdd42a34ee06bf88286f628a02c00a29407aa39e34c5", 4843),
     Asset("sports2d_demo.mp4", "sports2d", "pypi", "sports2d==0.8.34",
           "Sports2D/Demo/demo.mp4",
           "d9a66417185647b112304b57093f0c180f37a768e6a14daca75ca541f3b78039", 3968304),
     Asset("vtest.avi", "vtest", "deb", "opencv-doc",
           "./usr/share/doc/opencv-doc/examples/data/vtest.avi",
           "45cddc9490be69345cbdab64ca583be65987e864ca408038e648db99e10516cf", 8131690),
+    Asset("mg_dancer.avi", "musicalgestures", "pypi", "musicalgestures==1.32.0",
+          "musicalgestures/examples/dancer.avi",
+          "a40f3be55eacad307c1174676e7cc223d1b26ec5b4e773aacd3e085b60bb4483", 2852574),
+    Asset("mg_pianist.avi", "musicalgestures", "pypi", "musicalgestures==1.32.0",
+          "musicalgestures/examples/pianist.avi",
+          "1b17d27c2aba3a3e52f6bab717cc5afa93b39848e528d3743afb16b34b554d39", 10551616),
 )
 SOURCES: tuple[str, ...] = tuple(dict.fromkeys(a.source for a in ASSETS))
 

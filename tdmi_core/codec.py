@@ -23,7 +23,9 @@ import math
 
 import numpy as np
 
-__all__ = ["HeatmapCodec", "get_heatmap_maximum", "refine_quarter_pixel"]
+__all__ = ["HeatmapCodec", "get_heatmap_maximum", "refine_dark", "refine_quarter_pixel", "REFINES"]
+
+REFINES: tuple[str, ...] = ("quarter", "dark")
 
 
 def get_heatmap_maximum(heatmaps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -76,6 +78,58 @@ def refine_quarter_pixel(heatmaps: np.ndarray, locs: np.ndarray) -> np.ndarray:
     return pts.reshape(np.shape(locs))
 
 
+def refine_dark(heatmaps: np.ndarray, locs: np.ndarray, sigma: float) -> np.ndarray:
+    """Distribution-aware sub-pixel refinement (DARK, Zhang et al. CVPR 2020) of integer peaks.
+
+    Each map is smoothed with a Gaussian of the target's width (which makes the peak Gaussian-shaped
+    again), and the peak of its log is found by one Newton step from the integer maximum:
+    ``offset = -H^-1 g`` with central-difference gradient ``g`` and Hessian ``H``. Peaks within two
+    pixels of the border, or with a non-negative-definite Hessian (not a maximum), keep their
+    integer location; offsets are clipped to one pixel.
+
+    Args:
+        heatmaps: ``[..., K, h, w]``; locs: ``[..., K, 2]`` integer (x, y) maxima; sigma: target sigma.
+
+    Returns:
+        ``[..., K, 2]`` refined locations (float64).
+    """
+    import cv2
+
+    hm = np.asarray(heatmaps, dtype=np.float32)
+    h, w = hm.shape[-2:]
+    flat = hm.reshape(-1, h, w)
+    ksize = 2 * int(round(2.5 * sigma)) + 1
+    smoothed = np.empty_like(flat)
+    for i, m in enumerate(flat):
+        b = cv2.GaussianBlur(m, (ksize, ksize), sigma)
+        peak = float(b.max())
+        smoothed[i] = b * (float(m.max()) / peak) if peak > 0 else b
+    log = np.log(np.maximum(smoothed, 1e-10)).astype(np.float64)
+    pts = np.asarray(locs, dtype=np.float64).reshape(-1, 2).copy()
+    n = np.arange(flat.shape[0])
+    x = pts[:, 0].astype(np.int64)
+    y = pts[:, 1].astype(np.int64)
+    ok = (x > 1) & (x < w - 2) & (y > 1) & (y < h - 2)
+    xc, yc = np.clip(x, 2, w - 3), np.clip(y, 2, h - 3)
+
+    def at(dy: int, dx: int) -> np.ndarray:
+        return log[n, yc + dy, xc + dx]
+
+    gx = 0.5 * (at(0, 1) - at(0, -1))
+    gy = 0.5 * (at(1, 0) - at(-1, 0))
+    hxx = 0.25 * (at(0, 2) - 2 * at(0, 0) + at(0, -2))
+    hyy = 0.25 * (at(2, 0) - 2 * at(0, 0) + at(-2, 0))
+    hxy = 0.25 * (at(1, 1) - at(-1, 1) - at(1, -1) + at(-1, -1))
+    det = hxx * hyy - hxy * hxy
+    maximum = ok & (det > 1e-12) & (hxx < 0)  # negative-definite Hessian: a real peak
+    safe = np.where(maximum, det, 1.0)
+    ox = -(hyy * gx - hxy * gy) / safe
+    oy = -(-hxy * gx + hxx * gy) / safe
+    pts[:, 0] += np.where(maximum, np.clip(ox, -1.0, 1.0), 0.0)
+    pts[:, 1] += np.where(maximum, np.clip(oy, -1.0, 1.0), 0.0)
+    return pts.reshape(np.shape(locs))
+
+
 class HeatmapCodec:
     """Encode keypoints to Gaussian heatmaps and decode heatmaps to keypoints (crop pixels).
 
@@ -83,6 +137,7 @@ class HeatmapCodec:
         input_size_hw: model input crop size (H, W), e.g. (384, 288).
         heatmap_size_hw: heatmap size (h, w), e.g. (96, 72).
         sigma: Gaussian standard deviation in heatmap pixels (3 in the paper family).
+        refine: sub-pixel step of :meth:`decode`: "quarter" (the paper family's) or "dark".
     """
 
     def __init__(
@@ -90,6 +145,7 @@ class HeatmapCodec:
         input_size_hw: tuple[int, int],
         heatmap_size_hw: tuple[int, int],
         sigma: float = 3.0,
+        refine: str = "quarter",
     ) -> None:
         in_h, in_w = (int(v) for v in input_size_hw)
         hm_h, hm_w = (int(v) for v in heatmap_size_hw)
@@ -100,13 +156,16 @@ class HeatmapCodec:
         self.input_size_hw = (in_h, in_w)
         self.heatmap_size_hw = (hm_h, hm_w)
         self.sigma = float(sigma)
+        if refine not in REFINES:
+            raise ValueError(f"refine must be one of {REFINES}, got {refine!r}")
+        self.refine = refine
         # crop pixels per heatmap pixel, (x, y)
         self.stride_xy = np.array([in_w / hm_w, in_h / hm_h], dtype=np.float64)
 
     def __repr__(self) -> str:
         return (
             f"HeatmapCodec(input_size_hw={self.input_size_hw}, heatmap_size_hw={self.heatmap_size_hw}, "
-            f"sigma={self.sigma})"
+            f"sigma={self.sigma}, refine={self.refine!r})"
         )
 
     def encode(self, keypoints: np.ndarray, visible: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -145,7 +204,7 @@ class HeatmapCodec:
         return heatmaps.astype(np.float32), weights
 
     def decode(self, heatmaps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Keypoints from heatmaps: argmax + quarter-pixel refinement, in input-crop pixels.
+        """Keypoints from heatmaps: argmax + sub-pixel refinement (``refine``), in input-crop pixels.
 
         Args:
             heatmaps: ``[..., K, h, w]`` (numpy, or anything ``np.asarray`` accepts, e.g. a CPU tensor).
@@ -162,6 +221,6 @@ class HeatmapCodec:
         if not np.all(np.isfinite(hm)):
             raise ValueError("heatmaps contain NaN or inf; the model output is broken (check weights and precision)")
         locs, vals = get_heatmap_maximum(hm)
-        locs = refine_quarter_pixel(hm, locs)
+        locs = refine_dark(hm, locs, self.sigma) if self.refine == "dark" else refine_quarter_pixel(hm, locs)
         coords = locs * self.stride_xy
         return coords.astype(np.float32), vals.astype(np.float32)

@@ -24,6 +24,8 @@ from tdmi_core.skeleton import NUM_KEYPOINTS
 
 __all__ = [
     "DEFAULT_MOVENET_ONNX",
+    "DEFAULT_THUNDER_ONNX",
+    "SinglePoseEstimator",
     "Detections",
     "HogConfig",
     "HogPersonDetector",
@@ -31,6 +33,7 @@ __all__ = [
     "MoveNetDetector",
     "decode_movenet",
     "letterbox",
+    "make_detector",
     "merge_detections",
 ]
 
@@ -38,6 +41,9 @@ logger = logging.getLogger(__name__)
 
 # The converted model committed with the repository (weights/README.md has its provenance).
 DEFAULT_MOVENET_ONNX = Path(__file__).resolve().parent.parent / "weights" / "movenet_multipose_lightning.onnx"
+
+# MoveNet Thunder (single person, 256x256): the top-down teacher of the training set.
+DEFAULT_THUNDER_ONNX = DEFAULT_MOVENET_ONNX.parent / "movenet_thunder.onnx"
 
 _MOVENET_SLOT_VALUES = 3 * NUM_KEYPOINTS + 5  # 17 x (y, x, score), ymin, xmin, ymax, xmax, score = 56
 _STRIDE_PX = 32  # MoveNet's input height and width must be multiples of 32
@@ -245,6 +251,70 @@ class MoveNetDetector:
         return merge_detections(parts)
 
 
+class SinglePoseEstimator:
+    """MoveNet single-person (Thunder 256 / Lightning 192) run top-down on given person boxes.
+
+    Each box is enlarged by ``padding`` to a square, warped to the model's input and run, optionally
+    also mirrored (flip test: the mirrored result's left/right joints swapped back and averaged).
+
+    Args:
+        onnx_path: ``weights/movenet_thunder.onnx`` (default) or ``movenet_lightning.onnx``.
+        padding: square side = padding x the box's longer side.
+        flip_test: average with the horizontally mirrored crop (2 model calls per person).
+        num_threads: ONNX Runtime intra-op threads.
+    """
+
+    def __init__(self, onnx_path: str | os.PathLike = DEFAULT_THUNDER_ONNX, padding: float = 1.25,
+                 flip_test: bool = True, num_threads: int = 1) -> None:
+        import onnxruntime as ort
+
+        from tdmi_core.skeleton import flip_permutation
+
+        path = Path(onnx_path)
+        if not path.is_file():
+            raise FileNotFoundError(f"MoveNet single-pose ONNX file not found: {path} (see weights/README.md)")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = num_threads
+        options.inter_op_num_threads = 1
+        self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        inp = self._session.get_inputs()[0]
+        if inp.type != "tensor(int32)" or len(inp.shape) != 4 or inp.shape[1] != inp.shape[2]:
+            raise ValueError(f"{path} is not a MoveNet single-pose model (input {inp.type} {inp.shape})")
+        self._input_name = inp.name
+        self.size = int(inp.shape[1])
+        self.padding = float(padding)
+        self.flip_test = bool(flip_test)
+        self._flip = np.asarray(flip_permutation())
+
+    def _run(self, crop_rgb: np.ndarray) -> np.ndarray:
+        """``[S, S, 3]`` uint8 RGB -> ``[17, 3]`` (x, y in crop pixels, score)."""
+        out = self._session.run(None, {self._input_name: crop_rgb[None].astype(np.int32)})[0].reshape(NUM_KEYPOINTS, 3)
+        return np.stack([out[:, 1] * self.size, out[:, 0] * self.size, out[:, 2]], axis=1)
+
+    def estimate(self, image_bgr: np.ndarray, boxes_xyxy: np.ndarray) -> np.ndarray:
+        """Keypoints ``[N, 17, 3]`` float32 (x_px, y_px, score) in source-image pixels for ``N`` boxes."""
+        image_bgr = _check_image(image_bgr)
+        out = np.zeros((len(boxes_xyxy), NUM_KEYPOINTS, 3), np.float32)
+        s = self.size
+        for i, (x1, y1, x2, y2) in enumerate(np.asarray(boxes_xyxy, np.float64)):
+            side = max(x2 - x1, y2 - y1, 2.0) * self.padding
+            scale = s / side
+            cx, cy = (x1 + x2) / 2.0, (y1 + y2) / 2.0
+            # source -> crop: x' = scale * (x - cx) + s/2 (pixel centres: +0.5 in, -0.5 out)
+            m = np.array([[scale, 0.0, s / 2.0 - scale * cx], [0.0, scale, s / 2.0 - scale * cy]])
+            crop = cv2.warpAffine(image_bgr, m, (s, s), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+            crop = np.ascontiguousarray(crop[..., ::-1])
+            kp = self._run(crop)
+            if self.flip_test:
+                mirrored = self._run(np.ascontiguousarray(crop[:, ::-1]))
+                mirrored[:, 0] = s - mirrored[:, 0]  # model coordinates are continuous in [0, 1]
+                kp = (kp + mirrored[self._flip]) / 2.0
+            out[i, :, 0] = (kp[:, 0] - (s / 2.0 - scale * cx)) / scale
+            out[i, :, 1] = (kp[:, 1] - (s / 2.0 - scale * cy)) / scale
+            out[i, :, 2] = kp[:, 2]
+        return out
+
+
 def merge_detections(parts: list[Detections], iou_threshold: float = 0.5, overlap_threshold: float = 0.8) -> Detections:
     """Concatenate detections and drop duplicates (greedy by score).
 
@@ -384,3 +454,14 @@ class HogPersonDetector:
         boxes = np.stack([np.clip(x, 0, w), np.clip(y, 0, h), np.clip(x + bw, 0, w), np.clip(y + bh, 0, h)], axis=-1)
         return Detections(boxes.astype(np.float32), weights[keep].copy(),
                           np.zeros((keep.size, NUM_KEYPOINTS, 3), np.float32))
+
+
+def make_detector(
+    name: str, onnx_path: str | os.PathLike = DEFAULT_MOVENET_ONNX, **overrides: Any
+) -> MoveNetDetector | HogPersonDetector:
+    """The person detector ``name``: ``"movenet"`` (from ``onnx_path``) or ``"hog"``, with config ``overrides``."""
+    if name == "movenet":
+        return MoveNetDetector(onnx_path, **overrides)
+    if name == "hog":
+        return HogPersonDetector(**overrides)
+    raise ValueError(f"detector must be 'movenet' or 'hog', got {name!r}")

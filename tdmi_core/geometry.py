@@ -22,6 +22,7 @@ import numpy as np
 
 __all__ = [
     "box_to_center_scale",
+    "boxes_to_center_scale",
     "center_scale_to_box",
     "get_affine",
     "invert_affine",
@@ -61,23 +62,36 @@ def box_to_center_scale(
         ``center[2]`` = (cx, cy) and ``scale_wh[2]`` = (w, h) of the crop region, both float64 pixels.
         A degenerate box (zero width and height) gets a 1-pixel region so the affine stays invertible.
     """
+    centers, scales = boxes_to_center_scale(_as_box(box_xyxy)[None], aspect_w_over_h, padding)
+    return centers[0], scales[0]
+
+
+def boxes_to_center_scale(
+    boxes_xyxy: np.ndarray, aspect_w_over_h: float, padding: float = 1.25
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`box_to_center_scale` of ``[N, 4]`` boxes at once (the same arithmetic, element by element).
+
+    The boxes are not checked here: pass valid ones (finite, ``x2 >= x1``, ``y2 >= y1``), e.g.
+    :class:`tdmi_core.runtime.types.TrackedBox` boxes, which were checked when made.
+
+    Returns:
+        ``centers[N, 2]`` and ``scales_wh[N, 2]``, float64 pixels.
+    """
     if not (aspect_w_over_h > 0 and math.isfinite(aspect_w_over_h)):
         raise ValueError(f"aspect_w_over_h must be a positive finite number, got {aspect_w_over_h}")
     if not (padding > 0 and math.isfinite(padding)):
         raise ValueError(f"padding must be a positive finite number, got {padding}")
-    box = _as_box(box_xyxy)
-    center = np.array([(box[0] + box[2]) * 0.5, (box[1] + box[3]) * 0.5])
-    w = max(box[2] - box[0], 0.0)
-    h = max(box[3] - box[1], 0.0)
-    if w > aspect_w_over_h * h:
-        h = w / aspect_w_over_h
-    else:
-        w = h * aspect_w_over_h
-    if w <= 0.0:  # degenerate box: keep the affine invertible
-        w, h = aspect_w_over_h, 1.0
-        if w < 1.0:
-            w, h = 1.0, 1.0 / aspect_w_over_h
-    return center, np.array([w * padding, h * padding])
+    b = np.asarray(boxes_xyxy, dtype=np.float64).reshape(-1, 4)
+    centers = np.stack([(b[:, 0] + b[:, 2]) * 0.5, (b[:, 1] + b[:, 3]) * 0.5], axis=1)
+    w = np.maximum(b[:, 2] - b[:, 0], 0.0)
+    h = np.maximum(b[:, 3] - b[:, 1], 0.0)
+    wide = w > aspect_w_over_h * h
+    w, h = np.where(wide, w, h * aspect_w_over_h), np.where(wide, w / aspect_w_over_h, h)
+    # degenerate box: keep the affine invertible with a 1-pixel region
+    degenerate_wh = (aspect_w_over_h, 1.0) if aspect_w_over_h >= 1.0 else (1.0, 1.0 / aspect_w_over_h)
+    empty = w <= 0.0
+    w, h = np.where(empty, degenerate_wh[0], w), np.where(empty, degenerate_wh[1], h)
+    return centers, np.stack([w * padding, h * padding], axis=1)
 
 
 def center_scale_to_box(center: np.ndarray, scale_wh: np.ndarray) -> np.ndarray:
@@ -166,6 +180,7 @@ def warp_crop(
     matrix: np.ndarray,
     out_wh: tuple[int, int],
     border_value: float | tuple = 0,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Crop ``image`` with a source → crop affine (bilinear, constant border).
 
@@ -173,9 +188,11 @@ def warp_crop(
         image: ``[H, W, C]`` or ``[H, W]`` array (any dtype cv2 accepts, e.g. uint8).
         matrix: ``[2, 3]`` source → crop matrix from :func:`get_affine`.
         out_wh: crop size (out_w, out_h).
+        out: optional C-contiguous ``[out_h, out_w, C]`` array of the image's dtype to write into
+            (e.g. one row of a preallocated batch), so no temporary crop is made.
 
     Returns:
-        ``[out_h, out_w, C]`` (or ``[out_h, out_w]``) crop with the input's dtype.
+        ``[out_h, out_w, C]`` (or ``[out_h, out_w]``) crop with the input's dtype (``out`` when given).
     """
     if image.ndim not in (2, 3) or image.shape[0] == 0 or image.shape[1] == 0:
         raise ValueError(f"image must be a non-empty [H, W] or [H, W, C] array, got shape {image.shape}")
@@ -186,6 +203,7 @@ def warp_crop(
         image,
         np.asarray(matrix, dtype=np.float64),
         (w, h),
+        dst=out,
         flags=cv2.INTER_LINEAR,
         borderMode=cv2.BORDER_CONSTANT,
         borderValue=border_value,

@@ -87,10 +87,6 @@ POSETRACK_KEYPOINT_NAMES: tuple[str, ...] = (
     "right_ankle",
 )
 
-# ImageNet normalisation used by HRNet (RGB order, inputs scaled to [0, 1]).
-IMAGENET_MEAN_RGB: tuple[float, float, float] = (0.485, 0.456, 0.406)
-IMAGENET_STD_RGB: tuple[float, float, float] = (0.229, 0.224, 0.225)
-
 # The 15 joints poseval scores, in poseval's own index order (``eval_helpers.Joint``). poseval prints
 # index 12 as "neck"; it is the PoseTrack ``head_bottom`` keypoint, so it keeps that name here.
 POSETRACK_EVAL_JOINTS: tuple[str, ...] = (

@@ -15,7 +15,7 @@ import numpy as np
 from tdmi_core.skeleton import LIMBS, NUM_KEYPOINTS
 from tdmi_core.visualize import draw_skeleton, track_color_rgb
 from tdmi_ros import DECODER_MAX_PIXELS
-from tdmi_ros.image_headers import HeaderError, read_header
+from tdmi_ros.image_headers import HeaderError, ImageHeader, read_header
 
 # ROS encoding -> (channels, numpy dtype, OpenCV conversion to BGR or None)
 _ENCODINGS: dict[str, tuple[int, type, int | None]] = {
@@ -69,19 +69,20 @@ def ns_to_stamp(ns: int) -> Any:
     return Time(sec=sec, nanosec=nanosec)
 
 
-def image_to_bgr(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Decode a ``sensor_msgs/Image`` into a BGR image.
+def check_image(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+    """Validate a ``sensor_msgs/Image``'s encoding, size, step and data length without reading a pixel.
 
-    Handles row padding (``step > width * bytes_per_pixel``), big-endian 16-bit data, and scales
-    16-bit encodings to 8 bits by keeping the high byte (full 0..65535 range -> 0..255).
-
-    Returns:
-        ``image[H, W, 3]`` uint8, C-contiguous, owning its memory.
+    Cheap enough for a subscription callback; :func:`image_to_bgr` runs the same checks.
 
     Raises:
         InputError: reasons ``unknown_encoding``, ``bad_size`` (zero/huge dims, step or data length,
             more data than :func:`max_image_bytes`).
     """
+    _image_layout(msg, max_pixels)
+
+
+def _image_layout(msg: Any, max_pixels: int) -> tuple[int, type, int | None, int, int]:
+    """``(channels, dtype, conversion, itemsize, row_bytes)`` of a valid image message (see :func:`check_image`)."""
     encoding = str(msg.encoding)
     if encoding not in _ENCODINGS:
         raise InputError(
@@ -97,9 +98,26 @@ def image_to_bgr(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
         raise InputError("bad_size", f"image step {step} < width*bytes_per_pixel = {row_bytes}")
     if step * height > max_image_bytes(max_pixels):
         raise InputError("bad_size", f"image step*height = {step * height} bytes is above {max_image_bytes(max_pixels)}")
+    if len(msg.data) != step * height:
+        raise InputError("bad_size", f"image data has {len(msg.data)} bytes, expected step*height = {step * height}")
+    return channels, dtype, conversion, itemsize, row_bytes
+
+
+def image_to_bgr(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode a ``sensor_msgs/Image`` into a BGR image.
+
+    Handles row padding (``step > width * bytes_per_pixel``), big-endian 16-bit data, and scales
+    16-bit encodings to 8 bits by keeping the high byte (full 0..65535 range -> 0..255).
+
+    Returns:
+        ``image[H, W, 3]`` uint8, C-contiguous, owning its memory.
+
+    Raises:
+        InputError: see :func:`check_image`.
+    """
+    channels, _, conversion, itemsize, row_bytes = _image_layout(msg, max_pixels)
+    height, width, step = int(msg.height), int(msg.width), int(msg.step)
     data = np.frombuffer(msg.data, dtype=np.uint8)
-    if data.size != step * height:
-        raise InputError("bad_size", f"image data has {data.size} bytes, expected step*height = {step * height}")
     rows = data.reshape(height, step)[:, :row_bytes]  # a view: nothing is copied yet
     if itemsize > 1:
         # keep the high byte of each sample, picked straight from the bytes (no 16-bit copy)
@@ -113,11 +131,40 @@ def image_to_bgr(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     return image
 
 
+def check_compressed(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+    """Validate a ``sensor_msgs/CompressedImage`` from its header alone (nothing is decoded).
+
+    Cheap enough for a subscription callback; :func:`compressed_to_bgr` runs the same checks.
+
+    Raises:
+        InputError: reasons ``decode_failed`` (empty data, another format, a truncated or forged
+            header), ``bad_size`` (declared size empty or above ``max_pixels``, more data than
+            :func:`max_image_bytes`).
+    """
+    _compressed_header(msg, max_pixels)
+
+
+def _compressed_header(msg: Any, max_pixels: int) -> ImageHeader:
+    size = len(msg.data)
+    if size == 0:
+        raise InputError("decode_failed", "compressed image has no data")
+    if size > max_image_bytes(max_pixels):
+        raise InputError("bad_size", f"compressed image of {size} bytes is above {max_image_bytes(max_pixels)}")
+    try:
+        header = read_header(msg.data)
+    except HeaderError as e:
+        raise InputError("decode_failed", f"compressed image (format {msg.format!r}) refused: {e}") from e
+    if header.width <= 0 or header.height <= 0 or header.pixels > max_pixels:
+        raise InputError("bad_size", f"{header.format} header declares {header.width}x{header.height}: "
+                                     f"empty or above {max_pixels} pixels")
+    return header
+
+
 def compressed_to_bgr(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Decode a ``sensor_msgs/CompressedImage`` (JPEG, PNG, BMP or WebP) to BGR.
 
-    The size the header declares is checked before anything is decoded
-    (:func:`tdmi_ros.image_headers.read_header`); the decoded image must have exactly that size.
+    The size the header declares is checked before anything is decoded (:func:`check_compressed`,
+    :func:`tdmi_ros.image_headers.read_header`); the decoded image must have exactly that size.
     OpenCV's own limit (``OPENCV_IO_MAX_IMAGE_PIXELS``, set when ``tdmi_ros`` is imported) bounds
     the decoder as well. EXIF orientation is ignored, as ROS's image_transport does.
 
@@ -125,24 +172,12 @@ def compressed_to_bgr(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndar
         ``image[H, W, 3]`` uint8.
 
     Raises:
-        InputError: reasons ``decode_failed`` (empty data, another format, a truncated or forged
-            header or stream, a decoder error), ``bad_size`` (declared size empty or above
-            ``max_pixels``, more data than :func:`max_image_bytes`).
+        InputError: reasons ``decode_failed`` (see :func:`check_compressed`; also a truncated or
+            corrupt stream, a decoder error), ``bad_size``.
     """
-    data = np.frombuffer(msg.data, dtype=np.uint8)
-    if data.size == 0:
-        raise InputError("decode_failed", "compressed image has no data")
-    if data.size > max_image_bytes(max_pixels):
-        raise InputError("bad_size", f"compressed image of {data.size} bytes is above {max_image_bytes(max_pixels)}")
+    header = _compressed_header(msg, max_pixels)
     try:
-        header = read_header(data)
-    except HeaderError as e:
-        raise InputError("decode_failed", f"compressed image (format {msg.format!r}) refused: {e}") from e
-    if header.width <= 0 or header.height <= 0 or header.pixels > max_pixels:
-        raise InputError("bad_size", f"{header.format} header declares {header.width}x{header.height}: "
-                                     f"empty or above {max_pixels} pixels")
-    try:
-        image = cv2.imdecode(data, _IMDECODE_FLAGS)
+        image = cv2.imdecode(np.frombuffer(msg.data, dtype=np.uint8), _IMDECODE_FLAGS)
     except cv2.error as e:  # OpenCV refuses some streams by exception rather than by returning None
         raise InputError("decode_failed", f"{header.format} decoder failed: {str(e).strip()[-200:]}") from e
     if image is None:
@@ -316,7 +351,7 @@ def clip_keypoints_to_image(keypoints: np.ndarray, width: int, height: int) -> n
     Returns:
         A clipped copy; non-finite coordinates also get score 0.
     """
-    kps = np.array(keypoints, dtype=np.float64)
+    kps = np.array(keypoints, dtype=np.float32)  # the message's type
     x, y = kps[..., 0], kps[..., 1]
     outside = ~(np.isfinite(x) & np.isfinite(y) & (x >= 0) & (x <= width - 1) & (y >= 0) & (y <= height - 1))
     kps[..., 0] = np.clip(np.nan_to_num(x, nan=0.0), 0, width - 1)
@@ -327,7 +362,7 @@ def clip_keypoints_to_image(keypoints: np.ndarray, width: int, height: int) -> n
 
 def _unit(values: Any) -> Any:
     """Clip to [0, 1] with NaN -> 0 (scalars or arrays)."""
-    return np.clip(np.nan_to_num(np.asarray(values, dtype=np.float64), nan=0.0), 0.0, 1.0)
+    return np.clip(np.nan_to_num(np.asarray(values, dtype=np.float32), nan=0.0), 0.0, 1.0)
 
 
 def poses_to_msg(poses: Sequence[Any], header: Any, image_size_wh: tuple[int, int] | None = None) -> Any:
@@ -341,20 +376,26 @@ def poses_to_msg(poses: Sequence[Any], header: Any, image_size_wh: tuple[int, in
     from tdmi_msgs.msg import BoundingBox2D, Keypoint2D, Skeleton2D, Skeleton2DArray
 
     out = Skeleton2DArray(header=header)
-    for pose in poses:
-        kps = np.asarray(pose.keypoints, dtype=np.float64)
+    if not poses:
+        return out
+    keypoints = [np.asarray(pose.keypoints, dtype=np.float32) for pose in poses]
+    for kps in keypoints:
         if kps.shape != (NUM_KEYPOINTS, 3):
             raise ValueError(f"pose keypoints must be [{NUM_KEYPOINTS}, 3], got {kps.shape}")
-        if image_size_wh is not None:
-            kps = clip_keypoints_to_image(kps, *image_size_wh)
-        kps[:, 2] = _unit(kps[:, 2])
+    kps_all = np.stack(keypoints)  # [P, 17, 3], float32 as the message: clipped once for all persons
+    if image_size_wh is not None:
+        kps_all = clip_keypoints_to_image(kps_all, *image_size_wh)
+    kps_all[..., 2] = _unit(kps_all[..., 2])
+    box_scores = _unit([pose.box_score for pose in poses]).tolist()
+    scores = _unit([pose.score for pose in poses]).tolist()
+    for pose, kps, box_score, score in zip(poses, kps_all.tolist(), box_scores, scores):
         x1, y1, x2, y2 = (float(v) for v in np.asarray(pose.box_xyxy, dtype=np.float64).reshape(4))
         skel = Skeleton2D(
             track_id=int(pose.track_id),
             box=BoundingBox2D(center_x=(x1 + x2) / 2, center_y=(y1 + y2) / 2, size_x=x2 - x1, size_y=y2 - y1),
-            box_score=float(_unit(pose.box_score)),
-            keypoints=[Keypoint2D(x=float(x), y=float(y), score=float(s)) for x, y, s in kps],
-            score=float(_unit(pose.score)),
+            box_score=box_score,
+            keypoints=[Keypoint2D(x=x, y=y, score=s) for x, y, s in kps],
+            score=score,
         )
         out.skeletons.append(skel)
     return out

@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     })
     commands[DETECTOR] = with_params(commands[DETECTOR], {"min_score": 0.25})
     commands[POSE] = with_params(commands[POSE], {
-        "weights_path": str(args.weights), "publish_annotated_image": "true",
+        "runtime.weights": str(args.weights), "publish_annotated_image": "true",
         "flush_after_idle_s": 1.0,  # publish the last delta frames once the video ends
         "max_frame_age_s": 0.0,  # a demo shows every frame it can
     })

@@ -1,8 +1,9 @@
 """Demo companion: detect people in images and publish ``tdmi_msgs/PersonDetectionArray``.
 
 Each output carries the header of the image it was computed on (the pose node pairs by stamp)
-and ``track_id = NO_TRACK_ID`` (the pose node tracks). Detection runs on a worker thread; while it
-is busy, newer images replace the waiting one (counted as skipped), so the detector never
+and ``track_id = NO_TRACK_ID`` (the pose node tracks). Decoding and detection run on the runtime's
+worker thread (:class:`tdmi_core.runtime.worker.FrameWorker`, as the pose node's inference); while
+it is busy, newer images replace the waiting ones (counted as skipped), so the detector never
 builds latency. Parameters (node ``tdmi_detector`` in config/pose.yaml): see :data:`DETECTOR_PARAMS`.
 
 Run: ``python -m tdmi_ros.detector_node --ros-args -p detector:=movenet``.
@@ -15,7 +16,6 @@ if __name__ == "__main__":  # a program: a signal during the imports below waits
     hold_stop_signals()
 
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +25,10 @@ from rclpy.exceptions import ParameterException
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
+from tdmi_core.runtime.stats import PipelineStats
+from tdmi_core.runtime.worker import SKIP_REASON, DroppedFrame, FrameWorker
 from tdmi_ros import conversions as conv
-from tdmi_ros.params import image_qos
+from tdmi_ros.qos import image_qos
 from tdmi_ros.safety import CallbackGuard, NodeLog
 from tdmi_ros.shutdown import StopRequest, ros_context, run_program, spin_until_stopped
 
@@ -56,13 +58,19 @@ class DetectorNode(Node):
             self.declare_parameter(name, default, ParameterDescriptor(description=description))
         p = self.p = {name: self.get_parameter(name).value for name in DETECTOR_PARAMS}
         self.detector = self._build_detector()
-        self.log = NodeLog(self.get_logger())
-        self.guard = CallbackGuard(self.log)
         from tdmi_msgs.msg import PersonDetectionArray
 
         self.pub = self.create_publisher(
             PersonDetectionArray, p["detections_topic"], QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
         )
+        self.stats = PipelineStats()
+        self.log = NodeLog(self.get_logger())
+        self.guard = CallbackGuard(self.log, on_error=lambda name: self.stats.drop(f"callback_error_{name}"))
+        self.worker: FrameWorker[Any] = FrameWorker(
+            self._detect, self.stats, queue_depth=int(p["max_pending"]), on_drop=self._drop,
+            error_reason="detect_error", name="tdmi_detector_worker",
+        )
+        self.worker.start()
         qos = image_qos(p["image_qos"], depth=5)
         if p["image_transport"] == "compressed":
             from sensor_msgs.msg import CompressedImage
@@ -75,69 +83,41 @@ class DetectorNode(Node):
 
             self.decode = conv.image_to_bgr
             self.sub = self.create_subscription(Image, p["image_topic"], self.guard.wrap("image", self._on_image), qos)
-        self.counts = {"images": 0, "detected": 0, "skipped_busy": 0, "bad_image": 0}
-        self._pending: list[Any] = []
-        self._cond = threading.Condition()
-        self._stop = False
-        self._worker = threading.Thread(target=self._run, name="tdmi_detector_worker", daemon=True)
-        self._worker.start()
 
     def _build_detector(self) -> Any:
-        from tdmi_core.detection import HogPersonDetector, MoveNetDetector
+        from tdmi_core.detection import make_detector
 
         p = self.p
+        options: dict[str, Any] = {"score_threshold": float(p["min_score"])}
         if p["detector"] == "movenet":
-            path = Path(p["model_path"])
-            return MoveNetDetector(
-                path, score_threshold=float(p["min_score"]), long_side_px=int(p["long_side_px"]),
-                num_threads=int(p["num_threads"]),
-            )
-        if p["detector"] == "hog":
-            return HogPersonDetector(score_threshold=float(p["min_score"]))
-        raise ValueError(f"detector must be 'movenet' or 'hog', got {p['detector']!r}")
+            options.update(long_side_px=int(p["long_side_px"]), num_threads=int(p["num_threads"]))
+        return make_detector(p["detector"], Path(p["model_path"]), **options)
 
     def _on_image(self, msg: Any) -> None:
-        with self._cond:
-            self.counts["images"] += 1
-            self._pending.append(msg)
-            while len(self._pending) > int(self.p["max_pending"]):
-                self._pending.pop(0)
-                self.counts["skipped_busy"] += 1
-            self._cond.notify()
+        self.stats.tick("image")
+        self.worker.submit(msg)
 
-    def _run(self) -> None:
-        process = self.guard.wrap("detect", self._process)  # nothing one frame raises ends the loop
-        while True:
-            with self._cond:
-                while not self._pending and not self._stop:
-                    self._cond.wait()
-                if self._stop:
-                    return
-                msg = self._pending.pop(0)
-            process(msg)
-
-    def _process(self, msg: Any) -> None:
+    def _detect(self, msg: Any) -> None:
+        """Worker thread: decode, detect, publish with the image's header."""
         try:
             image = self.decode(msg)
         except conv.InputError as e:
-            self.counts["bad_image"] += 1
-            self.log.warning(f"bad_image:{e.reason}", f"skipping image ({e.reason}): {e}")
-            return
-        try:
-            dets = self.detector.detect(image)
-        except Exception as e:  # noqa: BLE001 - one failed frame must not stop the detector
-            self.counts["detect_error"] = self.counts.get("detect_error", 0) + 1
-            self.log.error("detect_error", f"detection failed: {type(e).__name__}: {e}")
-            return
+            raise DroppedFrame(f"image_{e.reason}", str(e)) from e
+        dets = self.detector.detect(image)
         self.pub.publish(conv.boxes_to_detection_msg(dets.boxes_xyxy, dets.scores, msg.header))
-        self.counts["detected"] += 1
+        self.stats.tick("detected")
+
+    def _drop(self, reason: str, message: str) -> None:
+        self.stats.drop(reason)
+        self.log.warning(f"drop:{reason}", f"skipping image ({reason}): {message}")
 
     def stop(self) -> None:
-        with self._cond:
-            self._stop = True
-            self._cond.notify_all()
-        self._worker.join(5.0)
-        self.get_logger().info(f"detector counts: {self.counts}, callback errors: {dict(self.guard.errors)}")
+        """Stop the worker and log what happened."""
+        self.worker.stop(5.0)
+        drops = self.stats.drops()
+        self.get_logger().info(
+            f"detector: {self.stats.counts()}, skipped while busy {drops.pop(SKIP_REASON, 0)}, dropped {drops}"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -201,11 +201,11 @@ def _main(argv: list[str] | None, stop: StopRequest) -> int:
     det = parser.add_mutually_exclusive_group()
     det.add_argument("--detector", dest="detector", action="store_true", default=None, help="start the detector")
     det.add_argument("--no-detector", dest="detector", action="store_false", help="do not start the detector")
-    parser.add_argument("--weights", help="override weights_path of the pose node")
-    parser.add_argument("--allow-random-weights", action="store_true",
-                        help="TESTING ONLY: run a randomly initialised model when no weights exist")
+    parser.add_argument("--weights", help="override runtime.weights of the pose node")
+    parser.add_argument("--allow-untrained", action="store_true",
+                        help="TESTING ONLY: run an untrained model when no weights exist (runtime.allow_untrained)")
     parser.add_argument("-p", "--param", action="append", default=[], metavar="NAME:=VALUE",
-                        help="extra pose node parameter (repeatable)")
+                        help="extra pose node parameter, e.g. runtime.backend:=onnxruntime (repeatable)")
     parser.add_argument("--record", help="also record the poses to this JSON-lines file")
     parser.add_argument("--exit-when-video-ends", action="store_true", help="stop everything after the video ends")
     parser.add_argument("--linger-s", type=float, default=2.0, help="with --exit-when-video-ends: wait this long")
@@ -219,9 +219,9 @@ def _main(argv: list[str] | None, stop: StopRequest) -> int:
             parser.error(f"-p expects NAME:=VALUE, got {item!r}")
         overrides[name] = value
     if args.weights:
-        overrides["weights_path"] = args.weights
-    if args.allow_random_weights:
-        overrides["allow_random_weights"] = "true"
+        overrides["runtime.weights"] = args.weights
+    if args.allow_untrained:
+        overrides["runtime.allow_untrained"] = "true"
     try:
         commands = node_commands(args.config or default_config_path(), args.video, args.detector, overrides, args.record)
     except (FileNotFoundError, ValueError) as e:

@@ -1,9 +1,11 @@
 """The real-time TDMI pose node (a lifecycle node; autostarts from ``main``).
 
-Data path: image + detections callbacks (decode, validate, pair by stamp; never infer) →
-:class:`tdmi_ros.pipeline.PosePipeline` worker (tracker → streaming TDMI estimator) → publishers
-(``poses``, ``poses/markers``, optional ``poses/image``, ``/diagnostics``). Every output carries the
-header of the frame it describes (frame t, published when frame t+delta has arrived).
+Data path: image + detections callbacks (check the image header, pair by stamp; never decode or
+infer) → :class:`tdmi_core.runtime.pipeline.PosePipeline` worker (decode the paired frame, read its
+boxes, tracker → streaming TDMI estimator) → publishers (``poses``, ``poses/markers``, optional
+``poses/image``, ``/diagnostics``). Every output carries the header of the frame it describes
+(frame t, published when frame t+delta has arrived). Frames dropped before the worker reaches them
+(unpaired, or skipped while compute is behind) are never decoded.
 
 Lifecycle: parameters are declared in ``__init__``; ``on_configure`` reads and validates them and
 creates the publishers; ``on_activate`` loads the model (missing/corrupt weights → FAILURE, and
@@ -19,12 +21,12 @@ if __name__ == "__main__":  # a program: a signal during the imports below waits
     hold_stop_signals()
 
 import argparse
+import functools
 import logging
 import sys
 import threading
 import time
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import rclpy
@@ -34,37 +36,27 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.utilities import remove_ros_args
 
+from tdmi_core.runtime.pipeline import DroppedFrame, FrameInput, FrameJob, PosePipeline
+from tdmi_core.runtime.stats import PipelineStats
+from tdmi_core.runtime.types import FramePoses
 from tdmi_ros import conversions as conv
-from tdmi_ros.diagnostics import ERROR, PipelineStats, assess, stats_to_diagnostics
+from tdmi_ros.diagnostics import ERROR, assess, stats_to_diagnostics
 from tdmi_ros.memory_bound import return_large_blocks_to_os
-from tdmi_ros.params import POSE_PARAMS, PoseNodeConfig, image_qos
-from tdmi_ros.pipeline import FrameJob, PosePipeline
+from tdmi_ros.params import PoseNodeConfig, pose_parameters
+from tdmi_ros.qos import image_qos
 from tdmi_ros.safety import CallbackGuard, NodeLog
 from tdmi_ros.shutdown import StopRequest, ros_context, run_program, spin_until_stopped
-from tdmi_ros.sync import AddResult, StampPairer
+from tdmi_ros.sync import AddResult, Pair, StampPairer
 
 NODE_NAME = "tdmi_pose"
-
-
-@dataclass(frozen=True)
-class FrameMeta:
-    """What the outputs of one frame need besides its poses (travels through the pipeline as its token)."""
-
-    header: Any  # the source image's std_msgs/Header
-    width: int
-    height: int
-    image: Any = None  # [H, W, 3] BGR, only when the annotated image is published
 
 
 class PoseNode(LifecycleNode):
     """Multi-person, multi-frame pose estimation on an image + detection stream."""
 
-    def __init__(self, node_name: str = NODE_NAME, base_dir: Path | None = None, **kwargs: Any) -> None:
+    def __init__(self, node_name: str = NODE_NAME, **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
-        self.base_dir = base_dir
-        defaults = PoseNodeConfig()
-        for name, description in POSE_PARAMS.items():
-            default = getattr(defaults, name)
+        for name, (default, description) in pose_parameters().items():
             self.declare_parameter(
                 name, list(default) if isinstance(default, tuple) else default,
                 ParameterDescriptor(description=description),
@@ -87,7 +79,7 @@ class PoseNode(LifecycleNode):
     # ------------------------------------------------------------------ lifecycle
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
-            values = {name: self.get_parameter(name).value for name in POSE_PARAMS}
+            values = {name: self.get_parameter(name).value for name in pose_parameters()}
             self.cfg = cfg = PoseNodeConfig.from_dict(values)
             if cfg.detections_type == "vision_msgs":
                 try:
@@ -121,25 +113,25 @@ class PoseNode(LifecycleNode):
         return super().on_configure(state)
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        from tdmi_core.runtime.loading import ModelLoadError, build_estimator
         from tdmi_core.tracking import IouTracker
-        from tdmi_ros.model_loading import ModelLoadError, build_estimator
 
         cfg = self.cfg
         assert cfg is not None and self.pairer is not None
         try:
-            estimator, self.estimator_description = build_estimator(cfg, self.base_dir)
+            estimator, self.estimator_description = build_estimator(cfg.runtime, delta=cfg.delta)
         except ModelLoadError as e:
             return self._fail(str(e))
-        if "RANDOM" in self.estimator_description:
+        if "UNTRAINED" in self.estimator_description:
             self.get_logger().error(
-                "*** allow_random_weights is set: running a RANDOMLY INITIALISED model; poses are meaningless. "
+                "*** runtime.allow_untrained is set: running an UNTRAINED model; poses are meaningless. "
                 "Use this for pipeline tests only. ***"
             )
         tracker = IouTracker(cfg.tracker_iou_threshold, cfg.tracker_max_missed_frames)
         self.pipeline = PosePipeline(
             estimator, tracker, self._publish_result, self.stats,
             queue_depth=cfg.queue_depth, max_frame_age_s=cfg.max_frame_age_s,
-            flush_after_idle_s=cfg.flush_after_idle_s,
+            flush_after_idle_s=cfg.flush_after_idle_s, on_drop=self._drop,
         )
         self.pipeline.start()
         self._subscribe(cfg)
@@ -214,26 +206,28 @@ class PoseNode(LifecycleNode):
             except ImportError:
                 pass
 
-    # ------------------------------------------------------------------ callbacks (thin, never infer)
+    # ------------------------------------------------------------------ callbacks (thin, never decode or infer)
     def _on_image(self, msg: Any) -> None:
-        self._accept_image(msg, conv.image_to_bgr)
+        self._accept_image(msg, conv.image_to_bgr, check=conv.check_image)
 
     def _on_compressed(self, msg: Any) -> None:
-        self._accept_image(msg, conv.compressed_to_bgr)
+        self._accept_image(msg, conv.compressed_to_bgr, check=conv.check_compressed)
 
-    def _accept_image(self, msg: Any, decode: Any) -> None:
+    def _accept_image(self, msg: Any, decode: Callable[..., Any], check: Callable[..., None] | None = None) -> None:
+        """Pair the image by stamp; ``check`` validates its header (no pixel is touched), decoding waits for the worker."""
         now = time.monotonic()
         self.stats.tick("image", now)
         assert self.cfg is not None
-        try:
-            image = decode(msg, max_pixels=self.cfg.max_image_pixels)
-        except conv.InputError as e:
-            self._drop(f"image_{e.reason}", str(e))
-            return
+        if check is not None:
+            try:
+                check(msg, max_pixels=self.cfg.max_image_pixels)
+            except conv.InputError as e:
+                self._drop(f"image_{e.reason}", str(e))
+                return
         with self._lock:
             if self.pairer is None:
                 return
-            result = self.pairer.add_image(conv.stamp_to_ns(msg.header.stamp), (msg.header, image, now), now)
+            result = self.pairer.add_image(conv.stamp_to_ns(msg.header.stamp), (msg, decode, now), now)
         self._dispatch(result, msg.header)
 
     def _on_detections(self, msg: Any) -> None:
@@ -247,8 +241,8 @@ class PoseNode(LifecycleNode):
 
     def _dispatch(self, result: AddResult, offered: Any) -> None:
         """Act on what the pairer made of the message with header ``offered``."""
-        cfg, pipeline = self.cfg, self.pipeline
-        if pipeline is None or cfg is None:
+        pipeline = self.pipeline
+        if pipeline is None:
             return
         if result.dropped is not None:  # counted by the pairer (mirrored into diagnostics)
             stamp_ns = conv.stamp_to_ns(offered.stamp)
@@ -259,35 +253,43 @@ class PoseNode(LifecycleNode):
             self.log.warning("stream_reset", "image stamps jumped backwards: source restarted, starting a new sequence")
             pipeline.request_reset()
         for pair in result.pairs:
-            header, image, received_s = pair.image
-            height, width = image.shape[:2]
+            msg, _, received_s = pair.image
             det_frame = str(pair.detections.header.frame_id)
-            if det_frame not in ("", header.frame_id):  # boxes from another camera cannot be used here
-                self._drop("frame_id_mismatch", f"image frame_id {header.frame_id!r} but detections "
+            if det_frame not in ("", msg.header.frame_id):  # boxes from another camera cannot be used here
+                self._drop("frame_id_mismatch", f"image frame_id {msg.header.frame_id!r} but detections "
                                                 f"{det_frame!r} (stamp {pair.stamp_ns})")
                 continue
-            try:
-                if cfg.detections_type == "vision_msgs":
-                    parsed = conv.vision_detections_to_boxes(
-                        pair.detections, width, height, cfg.person_class_ids, cfg.min_box_score,
-                        cfg.min_box_size_px, cfg.max_persons)
-                else:
-                    parsed = conv.detections_to_boxes(
-                        pair.detections, width, height, cfg.min_box_score, cfg.min_box_size_px, cfg.max_persons)
-            except (ValueError, TypeError, AttributeError) as e:
-                self._drop("detections_malformed", f"detections for {pair.stamp_ns} unusable: {e}")
-                continue
-            for reason, n in parsed.drops.items():
-                if reason != "low_score":
-                    self.stats.drop(f"box_{reason}", n)
             self.stats.tick("paired")
-            pipeline.submit(FrameJob(
-                token=FrameMeta(header, width, height, image if cfg.publish_annotated_image else None),
-                image_bgr=image, boxes_xyxy=parsed.boxes_xyxy, scores=parsed.scores,
-                track_ids=parsed.track_ids, received_s=received_s,
-            ))
+            pipeline.submit(FrameJob(token=msg.header, load=functools.partial(self._load_frame, pair),
+                                     received_s=received_s))
+
+    def _load_frame(self, pair: Pair) -> FrameInput:
+        """Worker thread: decode a paired image and read its boxes (clipped to the decoded image's size)."""
+        cfg = self.cfg
+        assert cfg is not None
+        msg, decode, _ = pair.image
+        try:
+            image = decode(msg, max_pixels=cfg.max_image_pixels)
+        except conv.InputError as e:
+            raise DroppedFrame(f"image_{e.reason}", str(e)) from e
+        height, width = image.shape[:2]
+        try:
+            if cfg.detections_type == "vision_msgs":
+                parsed = conv.vision_detections_to_boxes(
+                    pair.detections, width, height, cfg.person_class_ids, cfg.min_box_score,
+                    cfg.min_box_size_px, cfg.max_persons)
+            else:
+                parsed = conv.detections_to_boxes(
+                    pair.detections, width, height, cfg.min_box_score, cfg.min_box_size_px, cfg.max_persons)
+        except (ValueError, TypeError, AttributeError) as e:
+            raise DroppedFrame("detections_malformed", f"detections for {pair.stamp_ns} unusable: {e}") from e
+        for reason, n in parsed.drops.items():
+            if reason != "low_score":
+                self.stats.drop(f"box_{reason}", n)
+        return FrameInput(image, parsed.boxes_xyxy, parsed.scores, parsed.track_ids)
 
     def _drop(self, reason: str, message: str) -> None:
+        """Count and log (throttled per reason) a dropped input; any thread."""
         self.stats.drop(reason)
         self.log.warning(f"drop:{reason}", f"dropped input ({reason}): {message}")
 
@@ -297,26 +299,27 @@ class PoseNode(LifecycleNode):
                 self.pairer.expire(time.monotonic())
 
     # ------------------------------------------------------------------ outputs (worker thread)
-    def _publish_result(self, meta: FrameMeta, poses: list[Any]) -> None:
+    def _publish_result(self, frame: FramePoses) -> None:
         if not self.context.ok():
             return  # shutting down: the worker may finish a frame after rclpy's context is gone
         try:
-            self._publish_outputs(meta, poses)
+            self._publish_outputs(frame)
         except Exception:
             if not self.context.ok():
                 return
             raise
 
-    def _publish_outputs(self, meta: FrameMeta, poses: list[Any]) -> None:
+    def _publish_outputs(self, frame: FramePoses) -> None:
         cfg = self.cfg
-        header, image = meta.header, meta.image
-        msg = conv.poses_to_msg(poses, header, (meta.width, meta.height))
+        header, image = frame.token, frame.image_bgr
+        height, width = image.shape[:2]
+        msg = conv.poses_to_msg(frame.poses, header, (width, height))
         self._pubs["poses"].publish(msg)
         self.stats.tick("poses")
         if "markers" in self._pubs and cfg is not None:
             self._pubs["markers"].publish(conv.skeletons_to_markers(
                 msg, cfg.marker_lifetime_s, cfg.marker_scale_m_per_px, cfg.min_keypoint_score))
-        if "image" in self._pubs and image is not None and cfg is not None:
+        if "image" in self._pubs and cfg is not None:
             self._pubs["image"].publish(conv.bgr_to_image_msg(
                 conv.draw_skeletons(image, msg, cfg.min_keypoint_score), header))
 

@@ -1,69 +1,96 @@
-"""The pose node's parameters: one table (name, default, description) and a frozen, validated config.
+"""The pose node's parameters: its own fields plus the ``runtime`` section, one frozen, validated schema.
 
-The node declares every entry of :data:`POSE_PARAMS` with its description; ``config/pose.yaml``
-documents the same names (a test keeps them in step).
+:class:`PoseNodeConfig` holds what only the node needs (topics, QoS, pairing, tracking, markers) and a
+``runtime`` field that is exactly :class:`tdmi_core.runtime.config.RuntimeConfig`. ROS declares the
+section as dotted parameters (``runtime.backend``, ``runtime.weights``, ...), which a parameter YAML
+writes as a nested ``runtime:`` mapping. Every field's ``metadata["help"]`` is the parameter's
+description; ``config/pose.yaml`` documents the same names (a test keeps them in step).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-from pathlib import Path
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from typing import Any
 
-IMAGE_QOS_CHOICES = ("sensor_data", "reliable")
+from tdmi_core.runtime.config import RuntimeConfig, load_runtime_config
+from tdmi_ros.qos import IMAGE_QOS_CHOICES
+
 IMAGE_TRANSPORTS = ("raw", "compressed")
 DETECTION_TYPES = ("tdmi", "vision_msgs")
-BACKENDS = ("torch", "onnxruntime", "tensorrt")
+RUNTIME = "runtime"  # the section's name, and the prefix of its ROS parameters
+
+
+def _help(text: str) -> dict[str, str]:
+    return {"help": text}
 
 
 @dataclass(frozen=True)
 class PoseNodeConfig:
-    """Validated parameters of the pose node (see :data:`POSE_PARAMS` for each meaning)."""
+    """Validated parameters of the pose node (each field's ``metadata["help"]`` says what it means)."""
 
-    image_topic: str = "image"
-    image_transport: str = "raw"
-    image_qos: str = "sensor_data"
-    image_qos_depth: int = 5
-    detections_topic: str = "detections"
-    detections_type: str = "tdmi"
-    detections_qos_depth: int = 10
-    person_class_ids: tuple[str, ...] = ("person", "0", "1")
-    poses_topic: str = "poses"
-    markers_topic: str = "poses/markers"
-    publish_markers: bool = True
-    annotated_image_topic: str = "poses/image"
-    publish_annotated_image: bool = False
-    output_qos_depth: int = 10
-    model_config: str = "tdmi_lite"
-    weights_path: str = "weights/tdmi_lite.pt"
-    allow_random_weights: bool = False
-    random_seed: int = 0
-    backend: str = "torch"
-    precision: str = "fp32"
-    device: str = "cpu"
-    num_threads: int = 2
-    delta: int = 2
-    estimator_mode: str = "streaming"
-    hold_threshold: float = 0.1
-    max_batch: int = 16
-    cache_dir: str = ""
-    max_persons: int = 8
-    min_box_score: float = 0.3
-    min_box_size_px: float = 8.0
-    min_keypoint_score: float = 0.2
-    tracker_iou_threshold: float = 0.3
-    tracker_max_missed_frames: int = 10
-    pairing_max_wait_s: float = 0.5
-    pairing_slop_s: float = 0.0
-    pairing_max_pending: int = 30
-    stamp_reset_s: float = 1.0
-    queue_depth: int = 2
-    max_frame_age_s: float = 1.0
-    flush_after_idle_s: float = 0.0
-    max_image_pixels: int = 4096 * 4096
-    marker_lifetime_s: float = 0.5
-    marker_scale_m_per_px: float = 0.01
-    diagnostics_period_s: float = 1.0
-    input_silence_warn_s: float = 2.0
+    image_topic: str = field(default="image", metadata=_help(
+        "Input image topic (relative; remap it). With image_transport=compressed the node subscribes to "
+        "<image_topic>/compressed."))
+    image_transport: str = field(default="raw", metadata=_help(
+        "'raw' (sensor_msgs/Image) or 'compressed' (sensor_msgs/CompressedImage)."))
+    image_qos: str = field(default="sensor_data", metadata=_help(
+        "'sensor_data' (best effort, keep last) or 'reliable' for the image subscription."))
+    image_qos_depth: int = field(default=5, metadata=_help("History depth of the image subscription."))
+    detections_topic: str = field(default="detections", metadata=_help("Person detections topic (relative)."))
+    detections_type: str = field(default="tdmi", metadata=_help(
+        "'tdmi' (tdmi_msgs/PersonDetectionArray) or 'vision_msgs' (vision_msgs/Detection2DArray, needs vision_msgs "
+        "installed)."))
+    detections_qos_depth: int = field(default=10, metadata=_help(
+        "History depth of the detections subscription (reliable)."))
+    person_class_ids: tuple[str, ...] = field(default=("person", "0", "1"), metadata=_help(
+        "vision_msgs only: class ids that mean 'person'."))
+    poses_topic: str = field(default="poses", metadata=_help(
+        "Output tdmi_msgs/Skeleton2DArray topic, stamped with the source image header."))
+    markers_topic: str = field(default="poses/markers", metadata=_help(
+        "Output visualization_msgs/MarkerArray topic for RViz."))
+    publish_markers: bool = field(default=True, metadata=_help("Publish RViz markers."))
+    annotated_image_topic: str = field(default="poses/image", metadata=_help("Output annotated sensor_msgs/Image topic."))
+    publish_annotated_image: bool = field(default=False, metadata=_help(
+        "Publish the image of frame t with the skeletons drawn (costs a copy and a draw)."))
+    output_qos_depth: int = field(default=10, metadata=_help("History depth of the output publishers (reliable)."))
+    delta: int = field(default=2, metadata=_help(
+        "Temporal span: the window is frames t-delta..t+delta and /poses lags the camera by exactly delta frames "
+        "plus compute. Must equal the model's delta."))
+    max_persons: int = field(default=8, metadata=_help("Most persons per frame (highest detection scores kept)."))
+    min_box_score: float = field(default=0.3, metadata=_help("Detections below this score are ignored."))
+    min_box_size_px: float = field(default=8.0, metadata=_help(
+        "Boxes narrower or lower than this inside the image are dropped."))
+    min_keypoint_score: float = field(default=0.2, metadata=_help(
+        "Markers and the annotated image leave out keypoints below this score (/poses always carries all 17)."))
+    tracker_iou_threshold: float = field(default=0.3, metadata=_help(
+        "IoU needed to continue a track (for detections without track ids)."))
+    tracker_max_missed_frames: int = field(default=10, metadata=_help(
+        "A track survives this many frames without a matching box (lost-track timeout)."))
+    pairing_max_wait_s: float = field(default=0.5, metadata=_help(
+        "How long an image waits for its detections (and vice versa) before it is dropped."))
+    pairing_slop_s: float = field(default=0.0, metadata=_help(
+        "Largest stamp difference that still pairs an image with detections (0 = exact match)."))
+    pairing_max_pending: int = field(default=30, metadata=_help("Most images (and detection arrays) waiting to be paired."))
+    stamp_reset_s: float = field(default=1.0, metadata=_help(
+        "An image stamp this far behind the last one means the source restarted: the node flushes and starts a new "
+        "sequence. Smaller backward steps and repeats are dropped."))
+    queue_depth: int = field(default=2, metadata=_help(
+        "Most paired frames waiting for inference; when full the oldest is skipped (compute_behind)."))
+    max_frame_age_s: float = field(default=1.0, metadata=_help(
+        "Frames older than this when inference reaches them are skipped (0 = never)."))
+    flush_after_idle_s: float = field(default=0.0, metadata=_help(
+        "With no frame for this long, publish the last delta frames with edge padding (0 = never)."))
+    max_image_pixels: int = field(default=4096 * 4096, metadata=_help(
+        "Larger images are dropped (image_bad_size) before decoding (compressed: sized from their header); so "
+        "are image messages above max_image_pixels x 8 bytes."))
+    marker_lifetime_s: float = field(default=0.5, metadata=_help("Lifetime of RViz markers, so people who leave disappear."))
+    marker_scale_m_per_px: float = field(default=0.01, metadata=_help(
+        "Markers place pixel (u, v) at (u, v, 0) times this, in the image frame."))
+    diagnostics_period_s: float = field(default=1.0, metadata=_help("Period of /diagnostics messages."))
+    input_silence_warn_s: float = field(default=2.0, metadata=_help(
+        "Diagnostics turn WARN when images or detections are silent this long."))
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig, metadata=_help(
+        "How the model runs (tdmi_core.runtime.config.RuntimeConfig): the runtime.* parameters."))
 
     def __post_init__(self) -> None:
         def need(ok: bool, what: str) -> None:
@@ -73,10 +100,8 @@ class PoseNodeConfig:
         need(self.image_transport in IMAGE_TRANSPORTS, f"image_transport must be one of {IMAGE_TRANSPORTS}")
         need(self.image_qos in IMAGE_QOS_CHOICES, f"image_qos must be one of {IMAGE_QOS_CHOICES}")
         need(self.detections_type in DETECTION_TYPES, f"detections_type must be one of {DETECTION_TYPES}")
-        need(self.backend in BACKENDS, f"backend must be one of {BACKENDS}")
-        need(self.estimator_mode in ("streaming", "exact"), "estimator_mode must be 'streaming' or 'exact'")
-        for name in ("image_qos_depth", "detections_qos_depth", "output_qos_depth", "max_persons", "max_batch",
-                     "pairing_max_pending", "queue_depth", "num_threads", "max_image_pixels"):
+        for name in ("image_qos_depth", "detections_qos_depth", "output_qos_depth", "max_persons",
+                     "pairing_max_pending", "queue_depth", "max_image_pixels"):
             need(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
         need(self.delta >= 0, f"delta must be >= 0, got {self.delta}")
         need(self.tracker_max_missed_frames >= 0, "tracker_max_missed_frames must be >= 0")
@@ -85,96 +110,38 @@ class PoseNodeConfig:
         for name in ("pairing_max_wait_s", "stamp_reset_s", "marker_lifetime_s", "marker_scale_m_per_px",
                      "diagnostics_period_s", "input_silence_warn_s"):
             need(getattr(self, name) > 0, f"{name} must be > 0, got {getattr(self, name)}")
-        for name in ("pairing_slop_s", "max_frame_age_s", "flush_after_idle_s", "min_box_size_px", "hold_threshold"):
+        for name in ("pairing_slop_s", "max_frame_age_s", "flush_after_idle_s", "min_box_size_px"):
             need(getattr(self, name) >= 0, f"{name} must be >= 0, got {getattr(self, name)}")
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> PoseNodeConfig:
-        """Build from a name -> value mapping (unknown names raise, lists become tuples)."""
-        known = {f.name for f in fields(cls)}
-        unknown = set(values) - known
+    def from_dict(cls, values: Mapping[str, Any]) -> PoseNodeConfig:
+        """Build from parameter values: node fields, and the runtime section either as dotted names
+        (``runtime.backend``, as ROS gives them) or as a nested ``runtime`` mapping (as a YAML holds them).
+
+        Unknown names raise ``ValueError``; lists become tuples.
+        """
+        node: dict[str, Any] = {}
+        runtime: dict[str, Any] = {}
+        for name, value in values.items():
+            if name == RUNTIME and isinstance(value, Mapping):
+                runtime.update(value)
+            elif name.startswith(f"{RUNTIME}."):
+                runtime[name[len(RUNTIME) + 1:]] = value
+            else:
+                node[name] = tuple(value) if isinstance(value, list) else value
+        known = {f.name for f in fields(cls)} - {RUNTIME}
+        unknown = set(node) - known
         if unknown:
             raise ValueError(f"unknown pose node parameter(s) {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
-
-    def resolve_path(self, path: str, base: Path | None = None) -> Path:
-        """Relative paths are taken from ``base`` (default: the working directory)."""
-        p = Path(path).expanduser()
-        return p if p.is_absolute() else (base or Path.cwd()) / p
+        return cls(**node, runtime=load_runtime_config(runtime))
 
 
-POSE_PARAMS: dict[str, str] = {
-    "image_topic": "Input image topic (relative; remap it). With image_transport=compressed the node "
-    "subscribes to <image_topic>/compressed.",
-    "image_transport": "'raw' (sensor_msgs/Image) or 'compressed' (sensor_msgs/CompressedImage).",
-    "image_qos": "'sensor_data' (best effort, keep last) or 'reliable' for the image subscription.",
-    "image_qos_depth": "History depth of the image subscription.",
-    "detections_topic": "Person detections topic (relative).",
-    "detections_type": "'tdmi' (tdmi_msgs/PersonDetectionArray) or 'vision_msgs' (vision_msgs/Detection2DArray, "
-    "needs vision_msgs installed).",
-    "detections_qos_depth": "History depth of the detections subscription (reliable).",
-    "person_class_ids": "vision_msgs only: class ids that mean 'person'.",
-    "poses_topic": "Output tdmi_msgs/Skeleton2DArray topic, stamped with the source image header.",
-    "markers_topic": "Output visualization_msgs/MarkerArray topic for RViz.",
-    "publish_markers": "Publish RViz markers.",
-    "annotated_image_topic": "Output annotated sensor_msgs/Image topic.",
-    "publish_annotated_image": "Publish the image of frame t with the skeletons drawn (costs a copy and a draw).",
-    "output_qos_depth": "History depth of the output publishers (reliable).",
-    "model_config": "Model config name (e.g. tdmi_lite) or a YAML file; used only with random weights "
-    "(a weights file carries its own config).",
-    "weights_path": "Trained weights file (relative to the working directory); empty for none.",
-    "allow_random_weights": "Testing only: run a randomly initialised model when weights_path is empty or "
-    "missing (outputs are meaningless). Off by default; with it off, missing weights stop the node.",
-    "random_seed": "Seed of the random initialisation when allow_random_weights is used.",
-    "backend": "Inference backend: torch, onnxruntime or tensorrt.",
-    "precision": "fp32, bf16 or fp16 (what the backend and device support).",
-    "device": "cpu, cuda or cuda:N.",
-    "num_threads": "torch intra-op threads on CPU.",
-    "delta": "Temporal span: the window is frames t-delta..t+delta and /poses lags the camera by exactly "
-    "delta frames plus compute. Must equal the model's delta.",
-    "estimator_mode": "'streaming' (held crop box, backbone features reused; real time) or 'exact' "
-    "(each window cropped with its key frame's box, as in the paper).",
-    "hold_threshold": "Streaming mode: fraction of the crop size a person may move before the held crop box "
-    "follows (larger = more feature reuse, less exact crops).",
-    "max_batch": "Largest batch of one backend call (bigger batches are split; TensorRT profile maximum).",
-    "cache_dir": "Directory for exported ONNX files and TensorRT engines; empty = $TDMI_CACHE_DIR or "
-    "~/.cache/tdmi_ros.",
-    "max_persons": "Most persons per frame (highest detection scores kept).",
-    "min_box_score": "Detections below this score are ignored.",
-    "min_box_size_px": "Boxes narrower or lower than this inside the image are dropped.",
-    "min_keypoint_score": "Markers and the annotated image leave out keypoints below this score "
-    "(/poses always carries all 17).",
-    "tracker_iou_threshold": "IoU needed to continue a track (for detections without track ids).",
-    "tracker_max_missed_frames": "A track survives this many frames without a matching box (lost-track timeout).",
-    "pairing_max_wait_s": "How long an image waits for its detections (and vice versa) before it is dropped.",
-    "pairing_slop_s": "Largest stamp difference that still pairs an image with detections (0 = exact match).",
-    "pairing_max_pending": "Most images (and detection arrays) waiting to be paired.",
-    "stamp_reset_s": "An image stamp this far behind the last one means the source restarted: the node "
-    "flushes and starts a new sequence. Smaller backward steps and repeats are dropped.",
-    "queue_depth": "Most paired frames waiting for inference; when full the oldest is skipped (compute_behind).",
-    "max_frame_age_s": "Frames older than this when inference reaches them are skipped (0 = never).",
-    "flush_after_idle_s": "With no frame for this long, publish the last delta frames with edge padding (0 = never).",
-    "max_image_pixels": "Larger images are dropped (image_bad_size) before decoding (compressed: sized from "
-    "their header); so are image messages above max_image_pixels x 8 bytes.",
-    "marker_lifetime_s": "Lifetime of RViz markers, so people who leave disappear.",
-    "marker_scale_m_per_px": "Markers place pixel (u, v) at (u, v, 0) times this, in the image frame.",
-    "diagnostics_period_s": "Period of /diagnostics messages.",
-    "input_silence_warn_s": "Diagnostics turn WARN when images or detections are silent this long.",
-}
-
-
-def image_qos(kind: str, depth: int) -> Any:
-    """The QoS of an image topic: ``sensor_data`` (best effort, keep last ``depth``) or ``reliable``.
-
-    One place for what the pose node, the detector and the video publisher use, so their image
-    endpoints always match.
-    """
-    from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-
-    if kind not in IMAGE_QOS_CHOICES:
-        raise ValueError(f"image QoS must be one of {IMAGE_QOS_CHOICES}, got {kind!r}")
-    if kind == "sensor_data":
-        return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth,
-                          reliability=qos_profile_sensor_data.reliability,
-                          durability=qos_profile_sensor_data.durability)
-    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=ReliabilityPolicy.RELIABLE)
+def pose_parameters() -> dict[str, tuple[Any, str]]:
+    """Every ROS parameter of the pose node: name -> (default, description), runtime fields as ``runtime.<name>``."""
+    out: dict[str, tuple[Any, str]] = {}
+    for f in fields(PoseNodeConfig):
+        if f.name != RUNTIME:
+            out[f.name] = (f.default, f.metadata["help"])
+    for f in fields(RuntimeConfig):
+        out[f"{RUNTIME}.{f.name}"] = (f.default, f.metadata["help"])
+    return out

@@ -27,7 +27,7 @@ from rclpy.exceptions import ParameterException
 from rclpy.node import Node
 
 from tdmi_ros import conversions as conv
-from tdmi_ros.params import image_qos
+from tdmi_ros.qos import image_qos
 from tdmi_ros.shutdown import StopRequest, ros_context, run_program
 
 NODE_NAME = "tdmi_video_publisher"

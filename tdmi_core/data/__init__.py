@@ -15,12 +15,10 @@ from tdmi_core.data.posetrack import (
     read_split,
     read_video,
 )
-from tdmi_core.data.windows import window_frame_indices
 
 __all__ = [
     "AugmentConfig", "WindowTransform", "flip_permutation_for", "make_window_transform",
     "FrameDetections", "read_detections",
     "AnnotationError", "FrameRecord", "PersonAnnotation", "VideoRecord",
     "read_posetrack17", "read_posetrack18", "read_split", "read_video",
-    "window_frame_indices",
 ]

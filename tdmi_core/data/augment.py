@@ -148,3 +148,53 @@ def make_window_transform(
     else:
         matrix = get_affine(center, scale, rotation, (in_w, in_h))
     return WindowTransform(center, scale, rotation, flip, matrix, perm)
+
+
+# ------------------------------------------------------------------------------------------------
+# Key-frame degradations: what a single frame can lose and its neighbours can give back.
+
+DEGRADATIONS: tuple[str, ...] = ("occluder", "motion_blur")
+
+
+def add_occluder(image: np.ndarray, rng: np.random.Generator, area_range: tuple[float, float] = (0.08, 0.25)) -> np.ndarray:
+    """A copy of ``image`` with one random rectangle of flat colour plus noise over part of it.
+
+    The rectangle covers ``area_range`` of the image with an aspect between 1:3 and 3:1, anywhere in the
+    central 80 % (where the person is in a crop).
+    """
+    h, w = image.shape[:2]
+    area = rng.uniform(*area_range) * h * w
+    aspect = np.exp(rng.uniform(np.log(1 / 3), np.log(3)))
+    oh = int(np.clip(np.sqrt(area * aspect), 2, h))
+    ow = int(np.clip(area / max(oh, 1), 2, w))
+    cy = rng.uniform(0.1 * h, 0.9 * h)
+    cx = rng.uniform(0.1 * w, 0.9 * w)
+    y0, x0 = int(np.clip(cy - oh / 2, 0, h - oh)), int(np.clip(cx - ow / 2, 0, w - ow))
+    out = image.copy()
+    colour = rng.integers(0, 256, size=image.shape[2:] or (1,), dtype=np.int64)
+    noise = rng.normal(0.0, 12.0, size=(oh, ow) + image.shape[2:])
+    out[y0 : y0 + oh, x0 : x0 + ow] = np.clip(colour + noise, 0, 255).astype(image.dtype)
+    return out
+
+
+def add_motion_blur(image: np.ndarray, rng: np.random.Generator, length_fraction: tuple[float, float] = (0.04, 0.1)) -> np.ndarray:
+    """A copy of ``image`` blurred along a random direction over ``length_fraction`` of its height."""
+    import cv2
+
+    length = max(3, int(round(rng.uniform(*length_fraction) * image.shape[0])) | 1)
+    kernel = np.zeros((length, length), np.float32)
+    kernel[length // 2, :] = 1.0 / length
+    rotation = cv2.getRotationMatrix2D(((length - 1) / 2.0, (length - 1) / 2.0), float(rng.uniform(0, 180)), 1.0)
+    kernel = cv2.warpAffine(kernel, rotation, (length, length))
+    kernel /= max(float(kernel.sum()), 1e-6)
+    return cv2.filter2D(image, -1, kernel, borderType=cv2.BORDER_REFLECT)
+
+
+def degrade(image: np.ndarray, rng: np.random.Generator, kind: str | None = None) -> np.ndarray:
+    """One key-frame degradation (``kind`` from :data:`DEGRADATIONS`, random when None)."""
+    kind = kind or DEGRADATIONS[int(rng.integers(len(DEGRADATIONS)))]
+    if kind == "occluder":
+        return add_occluder(image, rng)
+    if kind == "motion_blur":
+        return add_motion_blur(image, rng)
+    raise ValueError(f"unknown degradation {kind!r}; choose from {DEGRADATIONS}")

@@ -23,9 +23,9 @@ from tdmi_core.codec import HeatmapCodec
 from tdmi_core.data.augment import AugmentConfig, WindowTransform, make_window_transform
 from tdmi_core.data.detections import FrameDetections, normalise_image_name
 from tdmi_core.data.posetrack import VideoRecord
-from tdmi_core.data.windows import window_frame_indices
 from tdmi_core.geometry import transform_points, warp_crop
-from tdmi_core.skeleton import IMAGENET_MEAN_RGB, IMAGENET_STD_RGB, NUM_KEYPOINTS
+from tdmi_core.model_input import pixel_normalization, window_frame_indices
+from tdmi_core.skeleton import NUM_KEYPOINTS
 
 logger = logging.getLogger(__name__)
 
@@ -195,8 +195,7 @@ class PoseTrackWindowDataset(Dataset):
         self.seed = int(seed)
         self.epoch = 0
         self.reader = FrameReader(image_root, frame_cache_size)
-        self._mean = np.asarray(IMAGENET_MEAN_RGB, np.float32) * 255.0
-        self._inv_std = 1.0 / (np.asarray(IMAGENET_STD_RGB, np.float32) * 255.0)
+        self._shift, self._scale = pixel_normalization()
 
     def __len__(self) -> int:
         return len(self.refs)
@@ -231,7 +230,7 @@ class PoseTrackWindowDataset(Dataset):
                                  f"differs from key frame '{video.frames[ref.frame_index].file_name}' {key_image.shape[:2]}")
             crops[t] = warp_crop(images[i], transform.matrix, (in_w, in_h))
         # BGR uint8 -> RGB float, ImageNet-normalised, [T, 3, H, W]
-        frames = (crops[..., ::-1].astype(np.float32) - self._mean) * self._inv_std
+        frames = (crops[..., ::-1].astype(np.float32) - self._shift) * self._scale
         frames_t = torch.from_numpy(np.ascontiguousarray(frames.transpose(0, 3, 1, 2)))
 
         kps_image = np.zeros((NUM_KEYPOINTS, 3), np.float32)

@@ -1,11 +1,17 @@
-"""Teacher-labelled video set: MoveNet MultiPose keypoints on real videos, in PoseTrack18 layout.
+"""Teacher-labelled video set: MoveNet keypoints on real videos, in PoseTrack18 layout.
 
-No TDMI weights were released and PoseTrack is not available here, so the student is first trained by
-distillation: the teacher (:class:`tdmi_core.detection.MoveNetDetector`) labels every frame of the
-registry videos that ``scripts/fetch_assets.py`` puts in ``assets/videos/``, an
-:class:`tdmi_core.tracking.IouTracker` links people over time, and each video (or video part) is written
-as one PoseTrack18-style annotation json plus its frames as JPEG, so
+No TDMI weights were released and PoseTrack is not available here, so the student is trained by
+distillation. For every frame of the training videos (``scripts/fetch_assets.py`` puts the registry
+ones in ``assets/videos/``; public-repository clips go in a local ``--extra`` folder, see
+docs/teacher-dataset.md), MoveNet MultiPose (:class:`tdmi_core.detection.MoveNetDetector`) finds the
+people, an :class:`tdmi_core.tracking.IouTracker` links them over time, and the labeller gives each box
+its keypoints: by default MoveNet Thunder run top-down on the box with a flip test
+(:class:`tdmi_core.detection.SinglePoseEstimator`), then smoothed along the track with outliers
+damped (:func:`smooth_track`; offline labels may use the future). Each video (or video part) is
+written as one PoseTrack18-style annotation json plus its frames as JPEG, so
 :func:`tdmi_core.data.posetrack.read_split` and the same window datasets serve both PoseTrack and this set.
+
+pose2sim's Demo_MultiPerson cameras are validation-only and are not in any list here.
 
 Layout of ``--out`` (e.g. ``data/teacher``)::
 
@@ -42,7 +48,7 @@ from typing import Literal, Sequence
 import cv2
 import numpy as np
 
-from tdmi_core.detection import DEFAULT_MOVENET_ONNX, Detections, MoveNetDetector
+from tdmi_core.detection import DEFAULT_MOVENET_ONNX, DEFAULT_THUNDER_ONNX, Detections, MoveNetDetector, SinglePoseEstimator
 from tdmi_core.skeleton import KEYPOINT_INDEX, KEYPOINT_NAMES
 from tdmi_core.tracking import IouTracker
 
@@ -56,11 +62,14 @@ __all__ = [
     "build_video",
     "main",
     "render_overlay",
+    "smooth_track",
 ]
 
 logger = logging.getLogger(__name__)
 
 Split = Literal["train", "val"]
+Folder = Literal["assets", "extra"]
+LABELLERS: tuple[str, ...] = ("thunder", "multipose")
 FACE_JOINTS: tuple[int, ...] = tuple(KEYPOINT_INDEX[n] for n in ("nose", "left_eye", "right_eye", "left_ear", "right_ear"))
 SHOULDERS: tuple[int, int] = (KEYPOINT_INDEX["left_shoulder"], KEYPOINT_INDEX["right_shoulder"])
 # PoseTrack18 image ids: 1 + 7-digit video number + 4-digit frame index (10000000000 + vid * 10000 + frame).
@@ -80,6 +89,8 @@ class TeacherVideo:
         score_threshold: MoveNet instance score a person needs.
         tiles: side-by-side tiles per frame (MoveNet has 6 person slots per call; crowded scenes need 2).
         frame_range: ``(start, stop)`` source frame indices (stop exclusive, None = to the end).
+        folder: "assets" (``assets/videos``, fetched from the registries) or "extra" (the local folder
+            of public-repository clips given to ``build --extra``).
     """
 
     name: str
@@ -89,6 +100,7 @@ class TeacherVideo:
     score_threshold: float = 0.25
     tiles: int = 1
     frame_range: tuple[int, int | None] = (0, None)
+    folder: Folder = "assets"
 
     def __post_init__(self) -> None:
         if self.split not in ("train", "val"):
@@ -98,20 +110,27 @@ class TeacherVideo:
             raise ValueError(f"{self.name}: frame_range {self.frame_range} must be 0 <= start < stop")
 
 
-# The registry videos (docs/teacher-dataset.md). Held out for evaluation: pose2sim camera 4 (a view of
-# the same trial that training never sees) and the last 159 frames (20 %) of vtest (other pedestrians).
-# vtest's pedestrians are 60-150 px tall: a long side of 512 and a 0.15 threshold find them, and two
-# tiles lift MoveNet's 6-person cap (half of vtest's frames hit it in one pass).
+# The training videos (docs/teacher-dataset.md has sources and licences). Held out: the last 159 frames
+# (20 %) of vtest (other pedestrians). vtest's pedestrians are 60-150 px tall: a long side of 512 and a
+# 0.15 threshold find them, and two tiles lift MoveNet's 6-person cap. pose2sim's Demo_MultiPerson is
+# the validation rig of the multi-view metric and is never labelled for training.
+_ASL_SIGNS = ("again", "bird", "book", "brother", "eat", "help", "hungry", "learn", "milk", "night", "no",
+              "please", "school", "sister", "sorry", "student", "thanks", "walk", "want", "yes")
 DEFAULT_VIDEOS: tuple[TeacherVideo, ...] = (
-    TeacherVideo("pose2sim_cam01", "pose2sim_cam01.mp4", "train"),
-    TeacherVideo("pose2sim_cam02", "pose2sim_cam02.mp4", "train"),
-    TeacherVideo("pose2sim_cam03", "pose2sim_cam03.mp4", "train"),
-    TeacherVideo("pose2sim_cam04", "pose2sim_cam04.mp4", "val"),
     TeacherVideo("sports2d_demo", "sports2d_demo.mp4", "train", long_side_px=384),
     TeacherVideo("vtest_head", "vtest.avi", "train", long_side_px=512, score_threshold=0.15, tiles=2,
                  frame_range=(0, 636)),
     TeacherVideo("vtest_tail", "vtest.avi", "val", long_side_px=512, score_threshold=0.15, tiles=2,
                  frame_range=(636, None)),
+    TeacherVideo("mg_dancer", "mg_dancer.avi", "train"),
+    TeacherVideo("mg_pianist", "mg_pianist.avi", "train"),
+    TeacherVideo("intel_one_by_one", "one-by-one-person-detection.mp4", "train", long_side_px=384, folder="extra"),
+    # The repository's GIF previews are small (480x270): a long side of 512 finds their people.
+    *(TeacherVideo(f"intel_{name.split('.')[0].replace('-', '_')}", f"preview/{name}", "train", long_side_px=512,
+                   score_threshold=0.2, folder="extra")
+      for name in ("worker-zone-detection.gif", "store-aisle-detection.gif", "classroom.gif",
+                   "face-demographics-walking-and-pause.gif")),
+    *(TeacherVideo(f"intel_asl_{sign}", f"asl_gestures/{sign}.mkv", "train", folder="extra") for sign in _ASL_SIGNS),
 )
 
 
@@ -126,7 +145,14 @@ class TeacherConfig:
         jpeg_quality: quality of the extracted frames.
         num_threads: ONNX Runtime threads for the teacher.
         max_frames: label only the first N frames of each video part (tests, quick looks); None = all.
-        onnx_path: the teacher model.
+        onnx_path: the person detector (MoveNet MultiPose; also the keypoints of the "multipose" labeller).
+        labeller: "thunder" (MoveNet Thunder top-down on each box, flip test, track smoothing) or
+            "multipose" (the detector's own keypoints, the first set's labels).
+        thunder_onnx: the Thunder model.
+        smooth_sigma_s: Gaussian width (seconds) of the local quadratic fit along each track
+            (:func:`smooth_track`); at most ~1 frame at 30 fps, so fast limbs keep their speed.
+        outlier_fraction: a joint farther than this x box height from the median of its +-2-frame
+            neighbours has its score damped (x0.25) before smoothing.
     """
 
     keypoint_threshold: float = 0.3
@@ -137,6 +163,10 @@ class TeacherConfig:
     num_threads: int = 1
     max_frames: int | None = None
     onnx_path: str = str(DEFAULT_MOVENET_ONNX)
+    labeller: str = "thunder"
+    thunder_onnx: str = str(DEFAULT_THUNDER_ONNX)
+    smooth_sigma_s: float = 0.035
+    outlier_fraction: float = 0.2
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.keypoint_threshold <= 1.0:
@@ -147,6 +177,10 @@ class TeacherConfig:
             raise ValueError(f"jpeg_quality must be in [1, 100], got {self.jpeg_quality}")
         if self.max_frames is not None and self.max_frames < 1:
             raise ValueError(f"max_frames must be >= 1 or None, got {self.max_frames}")
+        if self.labeller not in LABELLERS:
+            raise ValueError(f"labeller must be one of {LABELLERS}, got {self.labeller!r}")
+        if self.smooth_sigma_s < 0 or self.outlier_fraction <= 0:
+            raise ValueError("smooth_sigma_s must be >= 0 and outlier_fraction > 0")
 
 
 @dataclass
@@ -193,6 +227,62 @@ def approx_head_box(keypoints: np.ndarray, keypoint_threshold: float) -> np.ndar
     return np.array([cx - side / 2, cy - side / 2, side, side], np.float64)
 
 
+def smooth_track(
+    frames: np.ndarray, keypoints: np.ndarray, box_heights: np.ndarray, sigma_frames: float,
+    outlier_fraction: float = 0.2,
+) -> np.ndarray:
+    """Offline smoothing of one track's teacher joints: damp outliers, then a local quadratic fit.
+
+    1. A joint farther than ``outlier_fraction`` x box height from the median of its neighbours
+       within +-2 frames (at least two of them) is an outlier: its score is multiplied by 0.25, so it
+       weighs little below and usually falls under the labelling threshold.
+    2. Each joint's x and y are refit by weighted least squares with a quadratic in time over
+       +-3 sigma, weights = score x Gaussian(sigma_frames); a quadratic keeps the speed and
+       acceleration of fast limbs that a plain average would flatten.
+
+    Args:
+        frames: ``[T]`` increasing frame indices of the track (gaps allowed).
+        keypoints: ``[T, K, 3]`` (x, y, score).
+        box_heights: ``[T]`` person box heights in pixels.
+        sigma_frames: Gaussian width in frames; below 0.5 only the outlier step runs.
+
+    Returns:
+        ``[T, K, 3]`` smoothed keypoints (scores after outlier damping).
+    """
+    frames = np.asarray(frames, np.float64)
+    out = np.array(keypoints, np.float64, copy=True)
+    t_count = len(frames)
+    for t in range(t_count):
+        near = np.flatnonzero((np.abs(frames - frames[t]) <= 2) & (np.arange(t_count) != t))
+        if len(near) < 2:
+            continue
+        median = np.median(keypoints[near, :, :2], axis=0)  # [K, 2]
+        far = np.linalg.norm(keypoints[t, :, :2] - median, axis=1) > outlier_fraction * box_heights[t]
+        out[t, far, 2] *= 0.25
+    if sigma_frames < 0.5:
+        return out
+    radius = max(1.0, 3.0 * sigma_frames)
+    damped = out.copy()
+    for t in range(t_count):
+        sel = np.flatnonzero(np.abs(frames - frames[t]) <= radius)
+        dt = frames[sel] - frames[t]  # [n]
+        w = damped[sel, :, 2] * np.exp(-0.5 * (dt / sigma_frames) ** 2)[:, None]  # [n, K]
+        basis = np.stack([np.ones_like(dt), dt, dt * dt], axis=1)  # [n, 3]
+        if len(sel) < 3:
+            continue
+        for k in range(keypoints.shape[1]):
+            wk = w[:, k]
+            if np.count_nonzero(wk > 1e-6) < 3:
+                continue
+            a = basis * wk[:, None]
+            gram = basis.T @ a
+            if np.linalg.cond(gram) > 1e8:
+                continue
+            coef = np.linalg.solve(gram, a.T @ damped[sel, k, :2])  # [3, 2]
+            out[t, k, :2] = coef[0]
+    return out
+
+
 def _open_video(path: Path) -> cv2.VideoCapture:
     if not path.is_file():
         raise FileNotFoundError(f"video not found: {path}; fetch the assets with `python scripts/fetch_assets.py`")
@@ -212,6 +302,32 @@ def _iter_frames(cap: cv2.VideoCapture, start: int, stop: int | None):
         if index >= start:
             yield index, frame
         index += 1
+
+
+def _gif_frames(path: Path, start: int, stop: int | None):
+    """Like :func:`_iter_frames` for an animated GIF (OpenCV's video reader does not open them)."""
+    from PIL import Image, ImageSequence
+
+    with Image.open(path) as gif:
+        for index, frame in enumerate(ImageSequence.Iterator(gif)):
+            if stop is not None and index >= stop:
+                return
+            if index >= start:
+                yield index, cv2.cvtColor(np.asarray(frame.convert("RGB")), cv2.COLOR_RGB2BGR)
+
+
+def _video_info(path: Path) -> tuple[float, int]:
+    """``(fps, frame count)`` of a video or GIF (count 0 when unknown)."""
+    if path.suffix.lower() == ".gif":
+        from PIL import Image
+
+        with Image.open(path) as gif:
+            return 1000.0 / max(1, gif.info.get("duration", 100)), int(getattr(gif, "n_frames", 1))
+    cap = _open_video(path)
+    try:
+        return float(cap.get(cv2.CAP_PROP_FPS)) or 25.0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    finally:
+        cap.release()
 
 
 def build_video(
@@ -240,15 +356,24 @@ def build_video(
     t0 = time.perf_counter()
     out_dir = Path(out_dir)
     src = Path(assets_dir) / video.file
-    cap = _open_video(src)
+    if not src.is_file():
+        raise FileNotFoundError(f"video not found: {src}; see docs/teacher-dataset.md for where each clip comes from")
+    fps, total = _video_info(src)
     start, stop = video.frame_range
     if cfg.max_frames is not None:
         stop = start + cfg.max_frames if stop is None else min(stop, start + cfg.max_frames)
-    total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
     expected = max(0, (min(stop, total) if stop is not None else total) - start) if total > 0 else None
+    if src.suffix.lower() == ".gif":
+        cap = None
+        frames_iter = _gif_frames(src, start, stop)
+    else:
+        cap = _open_video(src)
+        frames_iter = _iter_frames(cap, start, stop)
 
     detector = MoveNetDetector(cfg.onnx_path, long_side_px=video.long_side_px, score_threshold=video.score_threshold,
                                tiles=video.tiles, num_threads=cfg.num_threads)
+    estimator = (SinglePoseEstimator(cfg.thunder_onnx, num_threads=cfg.num_threads)
+                 if cfg.labeller == "thunder" else None)
     tracker = IouTracker(cfg.iou_threshold, cfg.max_missed_frames)
     image_dir = out_dir / "images" / video.name
     image_dir.mkdir(parents=True, exist_ok=True)
@@ -257,27 +382,32 @@ def build_video(
     height = width = 0
     try:
         for local, (source_index, frame) in enumerate(
-            tqdm(_iter_frames(cap, start, stop), total=expected, desc=video.name, unit="frame",
-                 disable=not show_progress)
+            tqdm(frames_iter, total=expected, desc=video.name, unit="frame", disable=not show_progress)
         ):
             if local >= _MAX_FRAMES_PER_VIDEO:
                 raise ValueError(f"{video.name}: more than {_MAX_FRAMES_PER_VIDEO} frames; split it with frame_range")
             height, width = frame.shape[:2]
             dets = detector.detect(frame)
+            if estimator is not None and len(dets):
+                dets = Detections(dets.boxes_xyxy, dets.scores, estimator.estimate(frame, dets.boxes_xyxy))
             ids = tracker.update(dets.boxes_xyxy, dets.scores)
             per_frame.append((source_index, dets, ids))
             path = image_dir / f"{local:06d}.jpg"
             if not cv2.imwrite(str(path), frame, [cv2.IMWRITE_JPEG_QUALITY, cfg.jpeg_quality]):
                 raise OSError(f"could not write {path}")
     finally:
-        cap.release()
+        if cap is not None:
+            cap.release()
     if not per_frame:
         raise ValueError(f"{src}: no frame decoded in range {video.frame_range}")
+    if cfg.labeller == "thunder":
+        _smooth_tracks(per_frame, cfg.smooth_sigma_s * fps, cfg.outlier_fraction)
 
     track_len = Counter(int(t) for _, _, ids in per_frame for t in ids)
     stats = VideoStats(video.name, video.split, video.file, frames=len(per_frame),
                        settings={"long_side_px": video.long_side_px, "score_threshold": video.score_threshold,
-                                 "tiles": video.tiles, "frame_range": [start, start + len(per_frame)]})
+                                 "tiles": video.tiles, "frame_range": [start, start + len(per_frame)],
+                                 "fps": round(fps, 3), "labeller": cfg.labeller})
     images, annotations = [], []
     kept_tracks: set[int] = set()
     for local, (source_index, dets, ids) in enumerate(per_frame):
@@ -319,8 +449,9 @@ def build_video(
 
     data = {
         "info": {
-            "description": f"teacher-labelled {video.name} (MoveNet MultiPose Lightning, long side "
-                           f"{video.long_side_px} px, {video.tiles} tile(s), instance score >= {video.score_threshold})",
+            "description": f"teacher-labelled {video.name} (people: MoveNet MultiPose Lightning, long side "
+                           f"{video.long_side_px} px, {video.tiles} tile(s), instance score >= {video.score_threshold}; "
+                           f"keypoints: {cfg.labeller})",
             "source_video": video.file, "keypoint_threshold": cfg.keypoint_threshold,
             "bbox_head": "approximate, from face keypoints (tdmi_core.data.teacher.approx_head_box)",
         },
@@ -340,16 +471,34 @@ def build_video(
     return stats
 
 
+def _smooth_tracks(per_frame: list[tuple[int, Detections, np.ndarray]], sigma_frames: float,
+                   outlier_fraction: float) -> None:
+    """Apply :func:`smooth_track` to every track's keypoints in place (frames are local indices)."""
+    tracks: dict[int, list[tuple[int, int]]] = {}
+    for local, (_, dets, ids) in enumerate(per_frame):
+        for det_index, track_id in enumerate(ids):
+            tracks.setdefault(int(track_id), []).append((local, det_index))
+    for members in tracks.values():
+        locals_ = np.array([m[0] for m in members])
+        kps = np.stack([per_frame[f][1].keypoints[d] for f, d in members])
+        heights = np.array([per_frame[f][1].boxes_xyxy[d, 3] - per_frame[f][1].boxes_xyxy[d, 1] for f, d in members])
+        smoothed = smooth_track(locals_, kps, np.maximum(heights, 1.0), sigma_frames, outlier_fraction)
+        for (f, d), kp in zip(members, smoothed):
+            per_frame[f][1].keypoints[d] = kp
+
+
 def build_dataset(
     out_dir: str | os.PathLike,
     assets_dir: str | os.PathLike,
     videos: Sequence[TeacherVideo] = DEFAULT_VIDEOS,
     cfg: TeacherConfig = TeacherConfig(),
     show_progress: bool = True,
+    extra_dir: str | os.PathLike | None = None,
 ) -> list[VideoStats]:
     """Label every video part and write ``split.json`` and ``stats.json`` next to the annotations.
 
     Video numbers (for image ids) follow the order of ``DEFAULT_VIDEOS`` so a partial rebuild keeps them.
+    Videos of the "extra" folder are skipped (with a warning) when ``extra_dir`` is None or lacks them.
     """
     names = [v.name for v in videos]
     if len(set(names)) != len(names):
@@ -363,7 +512,14 @@ def build_dataset(
         number = default_numbers.get(video.name)
         if number is None:
             number, next_number = next_number, next_number + 1
-        stats.append(build_video(video, number, assets_dir, out_dir, cfg, show_progress))
+        folder = Path(assets_dir) if video.folder == "assets" else (Path(extra_dir) if extra_dir else None)
+        if folder is None or not (folder / video.file).is_file():
+            if video.folder == "assets":
+                raise FileNotFoundError(f"{video.file} not in {assets_dir}: run `python scripts/fetch_assets.py`")
+            logger.warning("skipping %s: %s not found in the extra folder %s (docs/teacher-dataset.md)",
+                           video.name, video.file, extra_dir)
+            continue
+        stats.append(build_video(video, number, folder, out_dir, cfg, show_progress))
     # A partial rebuild (--videos) keeps the other parts' entries: the json files on disk are the set.
     stats_path = out_dir / "stats.json"
     entries = {s.name: asdict(s) for s in stats}
@@ -377,13 +533,14 @@ def build_dataset(
     split = {
         "train": [e["name"] for e in merged if e["split"] == "train"],
         "val": [e["name"] for e in merged if e["split"] == "val"],
-        "rule": "pose2sim camera 4 and the last 20 % of vtest are held out; training never sees them",
+        "rule": "the last 20 % of vtest is held out; pose2sim Demo_MultiPerson is validation-only and never labelled",
         "annotation_dirs": {"train": "annotations/train", "val": "annotations/val"},
         "image_root": ".",
     }
     (out_dir / "split.json").write_text(json.dumps(split, indent=2) + "\n", encoding="utf-8")
     config = asdict(cfg)
     config["onnx_path"] = os.path.basename(cfg.onnx_path)  # no machine paths in outputs
+    config["thunder_onnx"] = os.path.basename(cfg.thunder_onnx)
     stats_path.write_text(json.dumps({"config": config, "videos": merged}, indent=2) + "\n", encoding="utf-8")
     return stats
 
@@ -437,6 +594,9 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     build.add_argument("--out", type=Path, required=True, help="dataset root to write")
     build.add_argument("--assets", type=Path, default=Path("assets/videos"), help="where fetch_assets.py put the videos")
+    build.add_argument("--extra", type=Path, default=Path("data/extra_videos"),
+                       help="local folder with the public-repository clips (docs/teacher-dataset.md); missing ones are skipped")
+    build.add_argument("--labeller", choices=LABELLERS, default=TeacherConfig.labeller, help="keypoint teacher")
     build.add_argument("--videos", nargs="+", choices=[v.name for v in DEFAULT_VIDEOS],
                        help="label only these video parts (default: all)")
     build.add_argument("--max-frames", type=int, default=None, help="label only the first N frames of each part")
@@ -464,9 +624,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         logger.info("wrote %s", path)
         return 0
     cfg = TeacherConfig(keypoint_threshold=args.keypoint_threshold, min_track_frames=args.min_track_frames,
-                        num_threads=args.threads, max_frames=args.max_frames, onnx_path=str(args.onnx))
+                        num_threads=args.threads, max_frames=args.max_frames, onnx_path=str(args.onnx),
+                        labeller=args.labeller)
     videos = [v for v in DEFAULT_VIDEOS if args.videos is None or v.name in args.videos]
-    stats = build_dataset(args.out, args.assets, videos, cfg, show_progress=not args.no_progress)
+    stats = build_dataset(args.out, args.assets, videos, cfg, show_progress=not args.no_progress, extra_dir=args.extra)
     header = f"{'video':<16} {'split':<5} {'frames':>6} {'w/people':>8} {'persons':>7} {'tracks':>6} {'joints':>7} {'s':>6}"
     lines = [header] + [
         f"{s.name:<16} {s.split:<5} {s.frames:>6} {s.frames_with_people:>8} {s.persons:>7} {s.tracks:>6} "

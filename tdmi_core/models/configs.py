@@ -21,6 +21,11 @@ from tdmi_core.skeleton import NUM_KEYPOINTS
 _logger = logging.getLogger(__name__)
 
 HEAD_KINDS: tuple[str, ...] = ("tdmi", "tdmi_st")
+WINDOWS: tuple[str, ...] = ("symmetric", "causal")
+BACKBONES: tuple[str, ...] = ("hrnet", "movenet")
+HEATMAP_ACTIVATIONS: tuple[str, ...] = ("none", "sigmoid")
+DECODE_REFINES: tuple[str, ...] = ("quarter", "dark")
+MOVENET_WIDTH: int = 24  # channels of MoveNet's stride-4 FPN feature
 NUM_STAGES: int = 4  # HRNet has 4 stages; the TDE consumes one 1/4-resolution feature per stage
 FEATURE_STRIDE: int = 4  # stage features and heatmaps are at 1/4 of the input crop
 INPUT_DIVISOR: int = 32  # the 4th HRNet branch runs at 1/32; sizes must divide for exact up-sampling
@@ -52,8 +57,10 @@ class TDEConfig:
     channels: int = 48
     num_frames: int = 5
     res_blocks: tuple[int, int, int, int] = (3, 3, 2, 2)
+    offset_res_blocks: int = 1
     accum_convs: int = 1
     deform_groups: int = 1
+    stride: int = 1
 
 
 @dataclass(frozen=True)
@@ -62,24 +69,38 @@ class ModelConfig:
 
     Attributes:
         name: variant name (also the YAML file stem under ``config/models/``).
+        backbone: "hrnet" (the paper's) or "movenet" (MoveNet Lightning's MobileNetV2-FPN, the fast CPU
+            default; ``width`` must then be 24, see :mod:`tdmi_core.models.movenet`).
         width: HRNet width C; every TDMI feature (stage features, M, M_u, M_n) has C channels.
         stem_channels, layer1_planes, layer1_blocks, stage_modules, stage_blocks: HRNet depth knobs.
         input_size_hw: crop size (H, W) in pixels, multiples of 32.
         heatmap_size_hw: heatmap size (H/4, W/4).
         num_keypoints: K heatmaps (COCO-17).
-        delta: temporal span; the window has 2*delta+1 frames with the key frame at index delta.
+        delta: temporal span; the window has 2*delta+1 frames.
+        window: "symmetric" (the paper: t-delta .. t+delta, key frame in the middle, output lags by
+            delta frames) or "causal" (t-2*delta .. t, key frame last: no look-ahead, no lag).
         tde_res_blocks: residual blocks per stage in Eq. 2 (paper: 3, 3, 2, 2).
-        tde_accum_convs: 3x3 conv-BN-ReLU layers after each progressive accumulation (Eq. 5).
+        tde_offset_res_blocks: residual blocks before the offset / mask convolution of Eq. 3 (paper:
+            "residual blocks -> convolution"; 0 = a single conv on D^j, the layout of weights saved
+            before this field existed).
+        tde_stride: the TDE runs on stage features average-pooled by this factor and its output is
+            up-sampled back (1 = the paper; 2 quarters its cost for real-time CPU models).        tde_accum_convs: 3x3 conv-BN-ReLU layers after each progressive accumulation (Eq. 5).
         tde_deform_groups: offset groups of the DCNv2 layers (Eq. 3-4).
         rdm_hidden: hidden width of the RDM gate MLPs (Eq. 6).
         head: "tdmi" (fuse M_u with the key frame's stage-4 feature) or "tdmi_st" (fuse with a
             spatiotemporal feature of the window's stage-4 features).
         head_res_blocks: residual blocks that fuse motion and visual features into F~.
-        freeze_backbone: keep HRNet parameters fixed and its BatchNorm in eval mode (the paper's
+        head_visual_skip: F~ = F_t + fuse(M_u, F_t) instead of fuse(M_u, F_t) (not in the paper): with
+            the fusion's last layer zero-initialised, a temporal head starts as its single-frame model.
+        heatmap_activation: "none" (the paper's linear heatmaps) or "sigmoid" (MoveNet's head).
+        heatmap_sigma: Gaussian width of the training targets, heatmap pixels (paper family: 3).
+        decode_refine: sub-pixel decoding of the heatmaps: "quarter" (the paper family's quarter-pixel
+            shift) or "dark" (distribution-aware Taylor refinement; finer on coarse heatmaps).        freeze_backbone: keep HRNet parameters fixed and its BatchNorm in eval mode (the paper's
             protocol with a COCO-pretrained HRNet-W48).
     """
 
     name: str
+    backbone: str = "hrnet"
     width: int = 48
     stem_channels: int = 64
     layer1_planes: int = 64
@@ -90,12 +111,19 @@ class ModelConfig:
     heatmap_size_hw: tuple[int, int] = (96, 72)
     num_keypoints: int = NUM_KEYPOINTS
     delta: int = 2
+    window: str = "symmetric"
     tde_res_blocks: tuple[int, int, int, int] = (3, 3, 2, 2)
+    tde_offset_res_blocks: int = 1
     tde_accum_convs: int = 1
     tde_deform_groups: int = 1
+    tde_stride: int = 1
     rdm_hidden: int = 128
     head: str = "tdmi"
     head_res_blocks: int = 2
+    head_visual_skip: bool = False
+    heatmap_activation: str = "none"
+    heatmap_sigma: float = 3.0
+    decode_refine: str = "quarter"
     freeze_backbone: bool = True
     description: str = field(default="", compare=False)
 
@@ -111,6 +139,11 @@ class ModelConfig:
     def num_frames(self) -> int:
         """Frames per window, 2*delta+1."""
         return 2 * self.delta + 1
+
+    @property
+    def key_index(self) -> int:
+        """Position of the key frame in the window: delta (symmetric) or 2*delta (causal)."""
+        return 2 * self.delta if self.window == "causal" else self.delta
 
     def hrnet_config(self) -> HRNetConfig:
         """The backbone's own config."""
@@ -130,8 +163,10 @@ class ModelConfig:
             channels=self.width,
             num_frames=self.num_frames,
             res_blocks=self.tde_res_blocks,
+            offset_res_blocks=self.tde_offset_res_blocks,
             accum_convs=self.tde_accum_convs,
             deform_groups=self.tde_deform_groups,
+            stride=self.tde_stride,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -166,7 +201,9 @@ def _validate(cfg: ModelConfig) -> None:
         ("layer1_blocks", 1),
         ("num_keypoints", 1),
         ("delta", 1),
+        ("tde_offset_res_blocks", 0),
         ("tde_accum_convs", 0),
+        ("tde_stride", 1),
         ("tde_deform_groups", 1),
         ("rdm_hidden", 1),
         ("head_res_blocks", 0),
@@ -190,6 +227,15 @@ def _validate(cfg: ModelConfig) -> None:
             f"ModelConfig {cfg.name!r}: heatmap_size_hw must be input_size_hw / {FEATURE_STRIDE} = {expected}, "
             f"got {cfg.heatmap_size_hw}"
         )
+    for name, choices in (("backbone", BACKBONES), ("heatmap_activation", HEATMAP_ACTIVATIONS), ("window", WINDOWS),
+                          ("decode_refine", DECODE_REFINES)):
+        if getattr(cfg, name) not in choices:
+            raise ValueError(f"ModelConfig {cfg.name!r}: {name} must be one of {choices}, got {getattr(cfg, name)!r}")
+    if cfg.backbone == "movenet" and cfg.width != MOVENET_WIDTH:
+        raise ValueError(f"ModelConfig {cfg.name!r}: the movenet backbone has width {MOVENET_WIDTH}, got {cfg.width}")
+    if any(v % (FEATURE_STRIDE * cfg.tde_stride) for v in cfg.input_size_hw):
+        raise ValueError(f"ModelConfig {cfg.name!r}: input_size_hw {cfg.input_size_hw} must divide by "
+                         f"{FEATURE_STRIDE * cfg.tde_stride} (feature stride x tde_stride)")
     if cfg.head not in HEAD_KINDS:
         raise ValueError(f"ModelConfig {cfg.name!r}: head must be one of {HEAD_KINDS}, got {cfg.head!r}")
     if cfg.width % cfg.tde_deform_groups:
@@ -197,6 +243,10 @@ def _validate(cfg: ModelConfig) -> None:
             f"ModelConfig {cfg.name!r}: width {cfg.width} must be divisible by "
             f"tde_deform_groups {cfg.tde_deform_groups}"
         )
+    if not (isinstance(cfg.heatmap_sigma, (int, float)) and cfg.heatmap_sigma > 0):
+        raise ValueError(f"ModelConfig {cfg.name!r}: heatmap_sigma must be > 0, got {cfg.heatmap_sigma!r}")
+    if not isinstance(cfg.head_visual_skip, bool):
+        raise ValueError(f"ModelConfig {cfg.name!r}: head_visual_skip must be true/false, got {cfg.head_visual_skip!r}")
     if not isinstance(cfg.freeze_backbone, bool):
         raise ValueError(f"ModelConfig {cfg.name!r}: freeze_backbone must be true/false, got {cfg.freeze_backbone!r}")
 
@@ -229,12 +279,35 @@ MODEL_CONFIGS: dict[str, ModelConfig] = {
         input_size_hw=(128, 96),  # 3:4 like the paper; what weights/tdmi_lite.pt was trained at
         heatmap_size_hw=(32, 24),
         tde_res_blocks=(1, 1, 1, 1),
+        tde_offset_res_blocks=0,  # the first distilled weights predate Eq. 3's residual blocks
         rdm_hidden=32,
         head_res_blocks=1,
         freeze_backbone=True,  # distilled: backbone pretrained single-frame, then frozen (weights/MODEL_CARD.md)
-        description="Small HRNet-W16 with shallow stages for real-time use on a 2-core CPU (trained by distillation).",
+        description="Small HRNet-W16 with shallow stages (the first distilled model, kept for comparison).",
+    ),
+    "tdmi_movenet": ModelConfig(
+        name="tdmi_movenet",
+        backbone="movenet",
+        width=MOVENET_WIDTH,
+        input_size_hw=(256, 192),
+        heatmap_size_hw=(64, 48),
+        tde_res_blocks=(1, 1, 1, 1),
+        tde_offset_res_blocks=1,
+        tde_stride=2,  # motion at 1/8 (32x24): a quarter of the TDE's cost at 1/4
+        rdm_hidden=32,
+        head_res_blocks=1,
+        head_visual_skip=True,
+        heatmap_activation="sigmoid",
+        heatmap_sigma=2.0,
+        decode_refine="dark",
+        freeze_backbone=True,
+        description="TDMI on MoveNet Lightning's MobileNetV2-FPN trunk (pretrained, fine-tuned here): the "
+        "real-time CPU default (weights/MODEL_CARD.md).",
     ),
 }
+
+# Fields added after weights files were first written: what a file without them was built with.
+LEGACY_FIELD_DEFAULTS: dict[str, Any] = {"tde_offset_res_blocks": 0}
 
 
 def _from_mapping(data: Mapping[str, Any], source: str) -> ModelConfig:
@@ -283,7 +356,11 @@ def load_model_config(name_or_yaml_path: str | Path, **overrides: Any) -> ModelC
 
 
 def model_config_from_dict(data: Mapping[str, Any]) -> ModelConfig:
-    """Rebuild a config saved with :meth:`ModelConfig.to_dict` (e.g. inside a weights file)."""
+    """Rebuild a config saved with :meth:`ModelConfig.to_dict` (e.g. inside a weights file).
+
+    Fields missing from an older dict take the value the old code had (:data:`LEGACY_FIELD_DEFAULTS`).
+    """
+    data = {**LEGACY_FIELD_DEFAULTS, **data} if "base" not in data else dict(data)
     return _from_mapping(data, "model config dict")
 
 

@@ -27,18 +27,47 @@ class SpatioTemporalFeature(nn.Module):
 
 
 class PoseHead(nn.Module):
-    """``forward(useful[B, C, h, w], visual[B, C, h, w]) -> (heatmaps[B, K, h, w], fused F~[B, C, h, w])``."""
+    """``forward(useful[B, C, h, w], visual[B, C, h, w]) -> (heatmaps[B, K, h, w], fused F~[B, C, h, w])``.
 
-    def __init__(self, channels: int, num_keypoints: int, res_blocks: int = 2) -> None:
+    Args:
+        final_layer: the module mapping F~ to K heatmaps; default a 3x3 conv (the paper's "detection
+            head"), MoveNet models pass MoveNet's keypoint head.
+        visual_skip: F~ = F_t + fuse(...) with the fusion's last BatchNorm zero-initialised, so an
+            untrained temporal head reproduces the single-frame model it starts from.
+        activation: "sigmoid" for heads trained as MoveNet's (logits), else none.
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        num_keypoints: int,
+        res_blocks: int = 2,
+        final_layer: nn.Module | None = None,
+        visual_skip: bool = False,
+        activation: str = "none",
+    ) -> None:
         super().__init__()
-        self.fuse = nn.Sequential(
-            conv_bn_relu(2 * channels, channels), *(BasicBlock(channels, channels) for _ in range(res_blocks))
-        )
-        self.final_layer = nn.Conv2d(channels, num_keypoints, kernel_size=3, stride=1, padding=1)
-        # Small start as HRNet's final layer: heatmap targets are in [0, 1] and mostly 0.
-        nn.init.normal_(self.final_layer.weight, std=0.001)
-        nn.init.zeros_(self.final_layer.bias)
+        layers = [conv_bn_relu(2 * channels, channels), *(BasicBlock(channels, channels) for _ in range(res_blocks))]
+        if visual_skip:
+            # A trailing 1x1 conv-BN (no ReLU) whose zero gamma makes the residual start at exactly 0.
+            tail = nn.Sequential(nn.Conv2d(channels, channels, 1, bias=False), nn.BatchNorm2d(channels))
+            nn.init.zeros_(tail[1].weight)
+            layers.append(tail)
+        self.fuse = nn.Sequential(*layers)
+        self.visual_skip = visual_skip
+        self.activation = activation
+        if final_layer is None:
+            final_layer = nn.Conv2d(channels, num_keypoints, kernel_size=3, stride=1, padding=1)
+            # Small start as HRNet's final layer: heatmap targets are in [0, 1] and mostly 0.
+            nn.init.normal_(final_layer.weight, std=0.001)
+            nn.init.zeros_(final_layer.bias)
+        self.final_layer = final_layer
 
     def forward(self, useful: Tensor, visual: Tensor) -> tuple[Tensor, Tensor]:
         fused = self.fuse(torch.cat([useful, visual], dim=1))
-        return self.final_layer(fused), fused
+        if self.visual_skip:
+            fused = visual + fused
+        heatmaps = self.final_layer(fused)
+        if self.activation == "sigmoid":
+            heatmaps = torch.sigmoid(heatmaps)
+        return heatmaps, fused

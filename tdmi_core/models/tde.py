@@ -4,8 +4,8 @@ Input: the stage features of a window of T = 2*delta+1 frames, ``[B, T, S=4, C, 
   Eq. 1  :func:`temporal_differences` -- consecutive differences F_{k+1} - F_k per stage.
   Eq. 2  ``stage_fusion[j]`` -- 3x3 conv over the concatenated differences, then residual blocks
          ({3, 3, 2, 2} in the paper) -> D^j.
-  Eq. 3  ``offset_mask[j]`` -- a 3x3 conv on D^j predicts DCNv2 sampling offsets O^j and
-         modulation scalars W^j (sigmoid).
+  Eq. 3  ``offset_mask[j]`` -- residual blocks on D^j, then a 3x3 conv, predict DCNv2 sampling
+         offsets O^j and modulation scalars W^j (sigmoid).
   Eq. 4  ``modulation[j]`` (:class:`ModulatedDeformConv2d`) -- DCNv2 on D^j with O^j, W^j -> D̄^j.
   Eq. 5  ``accumulate[j]`` -- progressive accumulation v_j = Conv(v_{j-1} + D̄^j); M = v_4.
 """
@@ -123,21 +123,24 @@ def set_deform_conv_impl(module: nn.Module, impl: str) -> int:
 
 
 class OffsetMaskPredictor(nn.Module):
-    """Eq. 3: a 3x3 conv on the stage motion feature D^j gives offsets O^j and masks W^j.
+    """Eq. 3: residual blocks then a 3x3 conv on the stage motion feature D^j give offsets O^j and masks W^j.
 
-    Zero-initialised so training starts from a plain convolution (offsets 0, masks 0.5), the
-    usual DCNv2 start. ``forward(d[B, C, h, w]) -> (offset[B, 2*G*k*k, h, w], mask[B, G*k*k, h, w])``.
+    The paper writes "D -> residual blocks -> convolution -> O" (and W); offsets and masks share the
+    blocks and come out of one conv, as DCNv2 implementations do. The conv is zero-initialised so
+    training starts from a plain convolution (offsets 0, masks 0.5), the usual DCNv2 start.
+    ``forward(d[B, C, h, w]) -> (offset[B, 2*G*k*k, h, w], mask[B, G*k*k, h, w])``.
     """
 
-    def __init__(self, channels: int, deform_groups: int = 1, kernel_size: int = 3) -> None:
+    def __init__(self, channels: int, deform_groups: int = 1, kernel_size: int = 3, res_blocks: int = 1) -> None:
         super().__init__()
         self.num_offsets = 2 * deform_groups * kernel_size * kernel_size
+        self.blocks = nn.Sequential(*(BasicBlock(channels, channels) for _ in range(res_blocks)))
         self.conv = nn.Conv2d(channels, 3 * deform_groups * kernel_size * kernel_size, 3, 1, 1)
         nn.init.zeros_(self.conv.weight)
         nn.init.zeros_(self.conv.bias)
 
     def forward(self, d: Tensor) -> tuple[Tensor, Tensor]:
-        out = self.conv(d)
+        out = self.conv(self.blocks(d))
         return out[:, : self.num_offsets], torch.sigmoid(out[:, self.num_offsets :])
 
 
@@ -155,7 +158,9 @@ class TemporalDifferenceEncoder(nn.Module):
             nn.Sequential(conv_bn_relu((t - 1) * c, c), *(BasicBlock(c, c) for _ in range(n)))
             for n in cfg.res_blocks
         )
-        self.offset_mask = nn.ModuleList(OffsetMaskPredictor(c, cfg.deform_groups) for _ in range(NUM_STAGES))
+        self.offset_mask = nn.ModuleList(
+            OffsetMaskPredictor(c, cfg.deform_groups, res_blocks=cfg.offset_res_blocks) for _ in range(NUM_STAGES)
+        )
         self.modulation = nn.ModuleList(ModulatedDeformConv2d(c, c) for _ in range(NUM_STAGES))
         self.accumulate = nn.ModuleList(
             nn.Sequential(*(conv_bn_relu(c, c) for _ in range(cfg.accum_convs))) for _ in range(NUM_STAGES)
@@ -172,7 +177,15 @@ class TemporalDifferenceEncoder(nn.Module):
         return out
 
     def forward(self, window: Tensor) -> Tensor:
-        """Eqs. 1-5: ``window[B, T, 4, C, h, w]`` -> ``M[B, C, h, w]``."""
+        """Eqs. 1-5: ``window[B, T, 4, C, h, w]`` -> ``M[B, C, h, w]``.
+
+        With ``stride`` > 1 the differences are taken on average-pooled features and M is
+        up-sampled back to ``h x w`` (a cheaper motion branch; not in the paper).
+        """
+        s = self.cfg.stride
+        if s > 1:
+            b, t, n, c, h, w = window.shape
+            window = F.avg_pool2d(window.reshape(b * t * n, c, h, w), s).unflatten(0, (b, t, n))
         motion = None
         for j, d in enumerate(self.stage_motion(window)):
             offset, mask = self.offset_mask[j](d)  # Eq. 3
@@ -180,4 +193,6 @@ class TemporalDifferenceEncoder(nn.Module):
             motion = d_bar if motion is None else motion + d_bar  # Eq. 5, progressive accumulation
             motion = self.accumulate[j](motion)
         assert motion is not None
+        if s > 1:
+            motion = F.interpolate(motion, scale_factor=s, mode="bilinear", align_corners=False)
         return motion

@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from tdmi_core.models.configs import NUM_STAGES, ModelConfig
 from tdmi_core.models.heads import PoseHead, SpatioTemporalFeature
 from tdmi_core.models.hrnet import HRNet
+from tdmi_core.models.movenet import KeypointHead, MoveNetBackbone
 from tdmi_core.models.rdm import RepresentationDisentanglement
 from tdmi_core.models.tde import TemporalDifferenceEncoder
 
@@ -49,7 +50,8 @@ class TemporalHead(nn.Module):
     """TDE + RDM + pose head over the stage features of one window.
 
     ``forward(window[B, T=2δ+1, S=4, C, h, w], return_aux=False)`` returns ``heatmaps[B, K, h, w]``
-    or, with ``return_aux=True``, a :class:`TemporalHeadOutput`. The key frame is ``window[:, δ]``.
+    or, with ``return_aux=True``, a :class:`TemporalHeadOutput`. The key frame is ``window[:, δ]``
+    (``window[:, 2δ]`` for a causal model: ``cfg.key_index``).
     """
 
     def __init__(self, cfg: ModelConfig) -> None:
@@ -59,7 +61,9 @@ class TemporalHead(nn.Module):
         self.tde = TemporalDifferenceEncoder(cfg.tde_config())
         self.rdm = RepresentationDisentanglement(c, cfg.rdm_hidden)
         self.spatiotemporal = SpatioTemporalFeature(c, cfg.num_frames) if cfg.head == "tdmi_st" else None
-        self.head = PoseHead(c, cfg.num_keypoints, cfg.head_res_blocks)
+        final_layer = KeypointHead(c, 96, cfg.num_keypoints) if cfg.backbone == "movenet" else None
+        self.head = PoseHead(c, cfg.num_keypoints, cfg.head_res_blocks, final_layer=final_layer,
+                             visual_skip=cfg.head_visual_skip, activation=cfg.heatmap_activation)
 
     def _check(self, window: Tensor) -> None:
         cfg = self.cfg
@@ -67,7 +71,7 @@ class TemporalHead(nn.Module):
         if window.dim() != 6 or tuple(window.shape[1:]) != expected:
             raise ValueError(
                 f"temporal_head of {cfg.name!r} expects window [B, {', '.join(map(str, expected))}] "
-                f"(2*delta+1 frames of backbone(crops) output, time order, key frame at index {cfg.delta}); "
+                f"(2*delta+1 frames of backbone(crops) output, time order, key frame at index {cfg.key_index}); "
                 f"got {tuple(window.shape)}"
             )
 
@@ -78,7 +82,7 @@ class TemporalHead(nn.Module):
         if self.spatiotemporal is not None:
             visual = self.spatiotemporal(window[:, :, -1])
         else:
-            visual = window[:, self.cfg.delta, -1]  # key frame's final-stage feature F_t^4
+            visual = window[:, self.cfg.key_index, -1]  # key frame's final-stage feature F_t^4
         heatmaps, fused = self.head(parts.useful, visual)
         if not return_aux:
             return heatmaps
@@ -88,22 +92,27 @@ class TemporalHead(nn.Module):
 
 
 class TDMI(nn.Module):
-    """TDMI / TDMI-ST: ``backbone`` (HRNet stage features) + ``temporal_head``.
+    """TDMI / TDMI-ST: ``backbone`` (stage features) + ``temporal_head``.
 
     ``forward(frames[B, T, 3, H, W], return_aux=False)`` = ``temporal_head`` of the per-frame
-    ``backbone`` features. With ``cfg.freeze_backbone`` the HRNet parameters do not require grad
-    and its BatchNorm layers stay in eval mode even under ``model.train()``. HRNet's
-    ``final_layer`` (single-frame heatmaps) never requires grad: TDMI does not use it.
+    ``backbone`` features. With ``cfg.freeze_backbone`` the backbone parameters do not require grad
+    and its BatchNorm layers stay in eval mode even under ``model.train()``. The backbone's own
+    single-frame heatmap layer (HRNet's ``final_layer``, MoveNet's ``keypoint_head``) never requires
+    grad here: TDMI does not use it (single-frame pre-training does).
     """
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        self.backbone = HRNet(cfg.hrnet_config())
+        if cfg.backbone == "movenet":
+            self.backbone: HRNet | MoveNetBackbone = MoveNetBackbone(cfg.num_keypoints)
+            single_frame_layer: nn.Module = self.backbone.keypoint_head
+        else:
+            self.backbone = HRNet(cfg.hrnet_config())
+            single_frame_layer = self.backbone.final_layer
         self.temporal_head = TemporalHead(cfg)
-        # HRNet's own final layer (single-frame heatmaps) is kept for checkpoint compatibility but
-        # unused by TDMI, so it is not trained.
-        self.backbone.final_layer.requires_grad_(False)
+        # Kept for checkpoint compatibility and single-frame pre-training, unused by TDMI: not trained.
+        single_frame_layer.requires_grad_(False)
         if cfg.freeze_backbone:
             self.backbone.requires_grad_(False)
 
@@ -118,7 +127,7 @@ class TDMI(nn.Module):
         if frames.dim() != 5 or frames.shape[1] != cfg.num_frames or frames.shape[2] != 3:
             raise ValueError(
                 f"TDMI {cfg.name!r} expects frames [B, {cfg.num_frames}, 3, H, W] (time order, key frame at "
-                f"index {cfg.delta}); got {tuple(frames.shape)}"
+                f"index {cfg.key_index}); got {tuple(frames.shape)}"
             )
         b, t = frames.shape[:2]
         features = self.backbone(frames.flatten(0, 1))  # [B*T, S, C, h, w]

@@ -1,26 +1,13 @@
-"""Streaming multi-person TDMI inference (no ROS): estimator, backends, engine cache, benchmark.
+"""Streaming multi-person TDMI inference (no ROS): the stream, its worker, model loading and backends.
 
-Public API::
+Modules (import them directly; this package imports nothing, so light users such as the detector
+node's worker do not load torch):
 
-    from tdmi_core.runtime import (StreamingPoseEstimator, TrackedBox, PersonPose, FramePoses,
-                                   RuntimeConfig, load_runtime_config, build_estimator)
-
-Backends live in :mod:`tdmi_core.runtime.backends` (``TorchBackend``; ``OnnxRuntimeBackend`` and
-``TensorRTBackend`` import their libraries only when constructed).
+- ``config``: :class:`RuntimeConfig` (the ``runtime`` section of the node's parameters), ``load_runtime_config``.
+- ``loading``: ``build_estimator`` / ``load_model`` (weights or an untrained model) and ``ModelLoadError``.
+- ``backends``: the ``Backend`` protocol and the one table of backends (torch, onnxruntime, tensorrt).
+- ``estimator``: :class:`StreamingPoseEstimator` (per-track feature reuse); ``types``: its inputs and outputs.
+- ``pipeline``: :class:`PosePipeline`, tracker + estimator on a worker thread; ``worker``: the bounded
+  queue and thread it runs on; ``stats``: the counters behind ``/diagnostics``.
+- ``crops``, ``buffers``, ``engine_cache``: the estimator's and the compiled backends' parts.
 """
-from tdmi_core.runtime.config import RuntimeConfig, build_backend, build_estimator, load_runtime_config
-from tdmi_core.runtime.estimator import MODES, RuntimeStats, StreamingPoseEstimator
-from tdmi_core.runtime.types import FramePoses, PersonPose, TrackedBox
-
-__all__ = [
-    "MODES",
-    "FramePoses",
-    "PersonPose",
-    "RuntimeConfig",
-    "RuntimeStats",
-    "StreamingPoseEstimator",
-    "TrackedBox",
-    "build_backend",
-    "build_estimator",
-    "load_runtime_config",
-]

@@ -10,7 +10,7 @@ from torch import Tensor
 from tdmi_core.runtime.crops import CropBox
 from tdmi_core.runtime.types import TrackedBox
 
-__all__ = ["FrameRecord", "TrackState", "window_frame_indices"]
+__all__ = ["FrameRecord", "TrackState"]
 
 
 @dataclass
@@ -48,24 +48,3 @@ class TrackState:
             k: v for k, v in self.features.items() if k[0] >= min_feature_frame and k[1] in live
         }
 
-
-def window_frame_indices(key: int, delta: int, first: int, last: int) -> list[int]:
-    """Frame indices of the window around ``key``, padded at sequence edges (paper-family rule).
-
-    A missing earlier frame (``< first``) is replaced by the key frame; a missing later frame
-    (``> last``) by ``key + 1`` if that exists, else by the key frame.
-
-    Returns:
-        ``2 * delta + 1`` indices in time order; the key frame sits at position ``delta``.
-    """
-    if not first <= key <= last:
-        raise ValueError(f"key frame {key} outside the available frames [{first}, {last}]")
-    out = []
-    for offset in range(-delta, delta + 1):
-        i = key + offset
-        if i < first:
-            i = key
-        elif i > last:
-            i = key + 1 if key + 1 <= last else key
-        out.append(i)
-    return out

@@ -39,10 +39,10 @@ import torch
 from torch import Tensor
 
 from tdmi_core.codec import HeatmapCodec
-from tdmi_core.geometry import transform_points
+from tdmi_core.model_input import window_frame_indices
 from tdmi_core.runtime.backends.base import Backend
-from tdmi_core.runtime.buffers import FrameRecord, TrackState, window_frame_indices
-from tdmi_core.runtime.crops import CropBox, crop_batch, moved_beyond, to_model_input
+from tdmi_core.runtime.buffers import FrameRecord, TrackState
+from tdmi_core.runtime.crops import CropBatch, CropBox, Normalizer, crop_boxes, moved_beyond
 from tdmi_core.runtime.types import FramePoses, PersonPose, TrackedBox
 
 _logger = logging.getLogger(__name__)
@@ -95,6 +95,10 @@ class StreamingPoseEstimator:
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if getattr(model_cfg, "window", "symmetric") != "symmetric":
+            # a causal model needs a window ending at the key frame; serving it with this one would be wrong
+            raise ValueError(f"model {model_cfg.name!r} has a {model_cfg.window} window; the streaming runtime "
+                             "serves symmetric windows (t-delta..t+delta) only")
         model_delta = int(model_cfg.delta)
         if delta is not None and int(delta) != model_delta:
             raise ValueError(
@@ -116,12 +120,19 @@ class StreamingPoseEstimator:
         if self.max_batch is not None and self.max_batch < 1:
             raise ValueError(f"max_batch must be >= 1 or None, got {self.max_batch}")
         self.input_size_hw = tuple(int(v) for v in model_cfg.input_size_hw)
-        self.codec = HeatmapCodec(self.input_size_hw, tuple(model_cfg.heatmap_size_hw), sigma)
+        # The model's own target width and sub-pixel rule (DARK needs the width it was trained with).
+        self.codec = HeatmapCodec(self.input_size_hw, tuple(model_cfg.heatmap_size_hw),
+                                  getattr(model_cfg, "heatmap_sigma", sigma),
+                                  refine=getattr(model_cfg, "decode_refine", "quarter"))
         self.stats = RuntimeStats()
         self._frames: dict[int, FrameRecord] = {}
         self._tracks: dict[int, TrackState] = {}
         self._next_frame = 0
         self._next_emit = 0
+        # reused per-call buffers: crops, the normalised backbone input and the head's window batch
+        self._crop_batch = CropBatch(self.input_size_hw)
+        self._normalizers: dict[tuple[torch.device, torch.dtype], Normalizer] = {}
+        self._windows = torch.empty(0)
 
     # ------------------------------------------------------------------ public API
     def reset(self) -> None:
@@ -173,11 +184,12 @@ class StreamingPoseEstimator:
 
         f = self._next_frame
         self._frames[f] = FrameRecord(image=image, token=token, tracks=by_id)
-        for tid, tb in by_id.items():
+        # boxes were checked when their TrackedBox was made: the crop regions of all come in one go
+        boxes = np.stack([tb.box_xyxy for tb in by_id.values()]) if by_id else np.zeros((0, 4))
+        for (tid, tb), crop in zip(by_id.items(), crop_boxes(boxes, self.input_size_hw, self.box_padding)):
             state = self._tracks.get(tid)
             if state is None:
                 state = self._tracks[tid] = TrackState(track_id=tid)
-            crop = CropBox.from_box(tb.box_xyxy, self.input_size_hw, self.box_padding)
             if state.held is None or moved_beyond(state.held, crop, self.hold_threshold):
                 state.held = crop
                 self.stats.box_updates += 1
@@ -215,7 +227,7 @@ class StreamingPoseEstimator:
         for tid, tb in record.tracks.items():
             state = self._tracks[tid]
             crop = state.key_crops[key]
-            items.append((state, tb, crop, window_frame_indices(key, self.delta, 0, last)))
+            items.append((state, tb, crop, window_frame_indices(key, last + 1, self.delta)))
         poses: list[PersonPose] = []
         if items:
             windows = self._gather_windows(items)
@@ -224,7 +236,7 @@ class StreamingPoseEstimator:
             self.stats.windows += len(items)
             poses = self._decode(heatmaps, items)
         self._next_emit = key + 1
-        return FramePoses(token=record.token, poses=poses, frame_index=key)
+        return FramePoses(token=record.token, poses=poses, frame_index=key, image_bgr=record.image)
 
     def _gather_windows(self, items: list[tuple[TrackState, TrackedBox, CropBox, list[int]]]) -> Tensor:
         """``[B, T, S, C, h, w]`` windows, computing missing features in one batched backbone call."""
@@ -238,21 +250,32 @@ class StreamingPoseEstimator:
                     jobs.setdefault((state.track_id, i, crop.key), (i, crop))
         if jobs:
             keys = list(jobs)
-            crops = crop_batch(
-                [self._frames[i].image for i, _ in jobs.values()],
-                [c.matrix for _, c in jobs.values()],
-                self.input_size_hw,
-            )
-            x = to_model_input(crops, self.backend.device, self.backend.input_dtype)
-            feats = self._run_chunked(self.backend.backbone, x)
+            crops = self._crop_batch([self._frames[i].image for i, _ in jobs.values()],
+                                     [c.matrix for _, c in jobs.values()])
+            feats = self._run_chunked(self.backend.backbone, self._normalizer()(crops))
             self.stats.backbone_calls += 1
             self.stats.backbone_crops += len(keys)
             by_track = {state.track_id: cache for (state, *_), cache in zip(items, local)}
             for n, (tid, i, ckey) in enumerate(keys):
-                by_track[tid][(i, ckey)] = feats[n]
-        return torch.stack(
-            [torch.stack([cache[(i, crop.key)] for i in idxs]) for (_, _, crop, idxs), cache in zip(items, local)]
-        )
+                by_track[tid][(i, ckey)] = feats[n]  # a view: features are stored without a copy
+        window = [cache[(i, crop.key)] for (_, _, crop, idxs), cache in zip(items, local) for i in idxs]
+        return self._window_batch(window).unflatten(0, (len(items), len(items[0][3])))
+
+    def _normalizer(self) -> Normalizer:
+        """The normaliser for the backend's device and dtype (built once; NHWC when the backend runs NHWC)."""
+        key = (torch.device(self.backend.device), self.backend.input_dtype)
+        if key not in self._normalizers:
+            self._normalizers[key] = Normalizer(*key, channels_last=getattr(self.backend, "channels_last", False))
+        return self._normalizers[key]
+
+    def _window_batch(self, features: list[Tensor]) -> Tensor:
+        """``features`` stacked into the reused window buffer: one copy each, no allocation per frame."""
+        first = features[0]
+        shape = (len(features), *first.shape)
+        buf = self._windows
+        if buf.shape[0] < shape[0] or buf.shape[1:] != shape[1:] or buf.dtype != first.dtype or buf.device != first.device:
+            buf = self._windows = torch.empty(shape, dtype=first.dtype, device=first.device)
+        return torch.stack(features, out=buf[: shape[0]])
 
     def _run_chunked(self, fn: Any, x: Tensor) -> Tensor:
         if self.max_batch is None or x.shape[0] <= self.max_batch:
@@ -263,21 +286,16 @@ class StreamingPoseEstimator:
         self, heatmaps: Tensor, items: list[tuple[TrackState, TrackedBox, CropBox, list[int]]]
     ) -> list[PersonPose]:
         hm = heatmaps.detach().float().cpu().numpy()
-        coords, scores = self.codec.decode(hm)  # [B, K, 2] crop pixels, [B, K]
-        poses = []
-        for n, (_, tb, crop, _) in enumerate(items):
-            xy = transform_points(coords[n].astype(np.float64), crop.inverse)
-            kpts = np.concatenate([xy, scores[n][:, None]], axis=1).astype(np.float32)
-            poses.append(
-                PersonPose(
-                    track_id=tb.track_id,
-                    box_xyxy=tb.box_xyxy.copy(),
-                    box_score=tb.score,
-                    keypoints=kpts,
-                    score=float(scores[n].mean()),
-                )
-            )
-        return poses
+        coords, scores = self.codec.decode(hm)  # [B, K, 2] crop pixels, [B, K], float32
+        inverse = np.stack([crop.inverse for _, _, crop, _ in items]).astype(np.float32)  # [B, 2, 3]
+        xy = coords @ inverse[:, :, :2].transpose(0, 2, 1) + inverse[:, None, :, 2]  # crop → image, float32
+        keypoints = np.concatenate([xy, scores[..., None]], axis=2)  # [B, K, 3]
+        mean_scores = scores.mean(axis=1)
+        return [
+            PersonPose(track_id=tb.track_id, box_xyxy=tb.box_xyxy.copy(), box_score=tb.score,
+                       keypoints=keypoints[n], score=float(mean_scores[n]))
+            for n, (_, tb, _, _) in enumerate(items)
+        ]
 
     def _evict(self, next_key: int) -> None:
         """Drop what no pending window (key frames ``>= next_key``) can use."""

@@ -62,8 +62,10 @@ class FramePoses:
         token: whatever the caller passed to ``push`` with this frame (the ROS node passes the header).
         poses: one :class:`PersonPose` per person tracked in the frame (may be empty).
         frame_index: 0-based index of the frame since the last ``reset``/``flush``.
+        image_bgr: the frame's image as pushed (for overlays; not copied).
     """
 
     token: Any
     poses: list[PersonPose] = field(default_factory=list)
     frame_index: int = -1
+    image_bgr: np.ndarray | None = None

@@ -1,31 +1,33 @@
-"""Distil the teacher-labelled videos into ``tdmi_lite`` on a 2-core CPU, in two cheap phases.
+"""Distil the teacher-labelled videos into the default model on a 2-core CPU, in two phases.
 
-End-to-end training of the lite TDMI (backbone on 2*delta+1 crops per window, backward through
-all of them) takes ~40 min per epoch on a shared 2-core CPU, so it cannot converge within an
-hour. This module trains the same network in the paper family's own split instead:
+The default model (``tdmi_movenet``) is TDMI on MoveNet Lightning's MobileNetV2-FPN trunk, whose
+pretrained weights come from ``weights/movenet_lightning.onnx``
+(:mod:`tdmi_core.models.movenet_import`). Training:
 
 1. **pre-crop** (:mod:`tdmi_core.train.distill_cache`): every training window is decoded and
-   cropped once (one affine for all its frames) and cached as uint8 ``.npy`` files.
-2. **phase 1, single-frame backbone**: HRNet + its ``final_layer`` heatmap head on the key-frame
-   crops only (1 crop per sample), Adam, heatmap MSE with visibility weights, flip (with the
-   left/right joint swap) + small scale/rotation jitter applied to the uint8 crop.
-3. **phase 2, temporal head with the paper's loss**: the phase-1 backbone is frozen (as the
-   paper family freezes its pretrained backbone), its stage features for all window crops are
-   computed ONCE (fp16, in RAM), and ``temporal_head`` is trained on them with
-   :class:`tdmi_core.train.losses.TDMILoss` (L_H + alpha * L_MI; the VSD predictors are in the
-   optimiser). No augmentation in phase 2: a flip of features is not a flip of the image.
-4. **single-frame baseline of equal size**: the same architecture, the same phase-1 backbone and
-   the same phase-2 schedule, but every window is its key frame repeated
-   (:func:`key_frame_only`), so all temporal differences are zero and only the key frame counts.
-   At inference it must see windows the same way: :func:`as_single_frame_model`.
+   cropped once (one affine for all its frames, with extra context for augmentation).
+2. **phase 1, single frame**: the backbone and MoveNet's keypoint head are fine-tuned on the
+   key-frame crops (trunk at a lower learning rate), heatmap MSE with visibility weights.
+3. **phase 2, temporal head**: the phase-1 backbone is frozen; ``temporal_head`` (TDE + RDM + head,
+   its final layer initialised from the phase-1 keypoint head, its fusion a zero-initialised
+   residual, so it starts as the phase-1 model) is trained with :class:`TDMILoss` (L_H + alpha L_MI).
+4. **single-frame twin**: the same phase 2, same initialisation, same batches, but every window is
+   its key frame repeated (:func:`key_frame_only`), so all temporal differences are zero.
+
+Both phases draw one augmentation per window (flip with the left/right swap, scale, rotation,
+shift) applied to all its frames; phase 2 also degrades the key frame alone with
+``degrade_prob`` (an occluder or motion blur, :func:`tdmi_core.data.augment.degrade`), the case
+where reading the neighbours should matter most. The twin sees the same degraded key frame.
+
+Every phase writes a resumable checkpoint every ``checkpoint_every`` steps: rerunning the same
+command continues where it stopped. Each step's batch is drawn from ``(seed, phase, step)``, so a
+resumed run sees the batches an uninterrupted run would.
 
 Usage::
 
-    python -m tdmi_core.train.distill train -c config/train/distill_lite.yaml    # all of the above
-    python -m tdmi_core.train.distill precrop -c config/train/distill_lite.yaml  # the cache only
-
-Outputs: the two weight files (``save_weights``, readable with ``weights_only=True``), per-step
-loss CSVs and ``summary.json`` in ``output_dir``, and the loss plot.
+    python -m tdmi_core.train.distill train -c config/train/distill_movenet.yaml
+    python -m tdmi_core.train.distill train -c config/train/distill_movenet_causal.yaml
+    python -m tdmi_core.train.distill precrop -c config/train/distill_movenet.yaml
 """
 from __future__ import annotations
 
@@ -39,7 +41,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import cv2
 import numpy as np
@@ -48,16 +50,16 @@ from torch import Tensor, nn
 
 from tdmi_core.codec import HeatmapCodec
 from tdmi_core.config_io import check_known_fields, read_yaml_mapping
-from tdmi_core.data.augment import flip_permutation_for
+from tdmi_core.data.augment import degrade, flip_permutation_for
 from tdmi_core.data.posetrack import read_split
 from tdmi_core.geometry import transform_points
+from tdmi_core.model_input import IMAGENET_MEAN_RGB, IMAGENET_STD_RGB
 from tdmi_core.models import ModelConfig, build_model, count_parameters, load_model_config
-from tdmi_core.models.configs import FEATURE_STRIDE
 from tdmi_core.models.tdmi import TDMI
 from tdmi_core.models.weights import save_weights
-from tdmi_core.skeleton import IMAGENET_MEAN_RGB, IMAGENET_STD_RGB, KEYPOINT_NAMES
-from tdmi_core.train.distill_cache import CropCache, build_crop_cache, cache_meta, load_crop_cache, save_crop_cache
-from tdmi_core.train.losses import TDMILoss, heatmap_mse
+from tdmi_core.skeleton import KEYPOINT_NAMES
+from tdmi_core.train.distill_cache import CropCache, build_crop_cache, cache_meta, load_crop_cache
+from tdmi_core.train.losses import MI_FORMS, TDMILoss, heatmap_mse
 
 logger = logging.getLogger(__name__)
 
@@ -66,96 +68,97 @@ SINGLE_FRAME_SUFFIX = "_single_frame"
 
 @dataclass(frozen=True)
 class DistillConfig:
-    """Settings of the two-phase distillation (``config/train/distill_lite.yaml``); paths relative to the CWD.
+    """Settings of the two-phase distillation (``config/train/distill_movenet.yaml``); paths relative to the CWD.
 
     Attributes:
-        model: base model config name; ``input_size_hw`` overrides its crop size (heatmaps = input / 4).
-        train_annotations / val_annotations / image_root: the teacher-labelled set.
-        cache_dir: pre-cropped windows; output_dir: logs, loss CSVs, phase-1 checkpoint, summary.
-        sigma: heatmap Gaussian (heatmap pixels); box_padding: key-box enlargement.
-        phase1_*: single-frame backbone training (epochs over all key-frame crops, batch, Adam lr).
-        flip_prob, scale_range, rotation_deg, rotation_prob: phase-1 augmentation of the uint8 crop.
-        warmup_steps: linear lr warm-up of each phase, then cosine decay to ``final_lr_fraction * lr``.
-        phase2_key_stride: every n-th key frame gets a window in phase 2 (bounds the feature cache).
-        phase2_*: temporal-head training on cached features; alpha: weight of L_MI.
-        feature_batch: crops per backbone call when caching features.
-        max_train_windows: use only this many windows, evenly spread (smoke tests); None = all.
-        student_weights / baseline_weights / loss_plot: outputs.
-        metrics_json / model_card / eval_mode: used by ``python -m tdmi_core.eval.distill_metrics``.
+        model: base model config name; ``window`` overrides its window ("symmetric" | "causal").
+        backbone_onnx: MoveNet Lightning ONNX whose trunk initialises a movenet backbone.
+        train_annotations / image_root: the teacher-labelled set (docs/teacher-dataset.md).
+        cache_dir: pre-cropped windows; output_dir: logs, loss CSVs, checkpoints, summary.
+        box_padding: key-box enlargement; context: extra surroundings kept in the cache for augmentation.
+        key_frame_stride: every n-th labelled frame of each video is a key frame.
+        flip_prob, scale_range, rotation_deg, rotation_prob, shift_fraction: one draw per window.
+        degrade_prob: phase 2 only: probability that the key frame alone is occluded or blurred.
+        phase1_*: single-frame fine-tuning (steps, batch, Adam lr of the head; the trunk gets
+            ``trunk_lr_scale`` x that).
+        phase2_*: temporal-head training; alpha: weight of L_MI; mi_form: "paper" | "vsd".
+        phase1_from: reuse another run's phase-1 backbone file (the causal model starts from the
+            symmetric run's, so both share phase 1); None trains phase 1 here.
+        warmup_steps / final_lr_fraction: linear warm-up, then cosine decay to this fraction.
+        checkpoint_every: steps between resumable checkpoints.
+        student_weights / baseline_weights: outputs (baseline None: no single-frame twin).
     """
 
-    model: str = "tdmi_lite"
-    input_size_hw: tuple[int, int] = (128, 96)
+    model: str = "tdmi_movenet"
+    window: str = "symmetric"
+    backbone_onnx: str = "weights/movenet_lightning.onnx"
     train_annotations: str = "data/teacher/annotations/train"
-    val_annotations: str = "data/teacher/annotations/val"
     image_root: str = "data/teacher"
-    cache_dir: str = "data/distill_cache"
-    output_dir: str = "runs/distill_lite"
-    sigma: float = 2.0
+    cache_dir: str = "data/distill_cache/symmetric"
+    output_dir: str = "runs/tdmi_movenet"
     box_padding: float = 1.25
-    phase1_epochs: int = 4
+    context: float = 1.25
+    key_frame_stride: int = 2
+    flip_prob: float = 0.5
+    scale_range: tuple[float, float] = (0.75, 1.25)
+    rotation_deg: float = 30.0
+    rotation_prob: float = 0.5
+    shift_fraction: float = 0.06
+    degrade_prob: float = 0.4
+    phase1_steps: int = 1200
     phase1_batch_size: int = 32
     phase1_lr: float = 1e-3
-    flip_prob: float = 0.5
-    scale_range: tuple[float, float] = (0.8, 1.2)
-    rotation_deg: float = 20.0
-    rotation_prob: float = 0.4
-    warmup_steps: int = 50
-    final_lr_fraction: float = 0.02
-    phase2_key_stride: int = 2
-    phase2_epochs: int = 15
-    phase2_batch_size: int = 32
+    trunk_lr_scale: float = 0.1
+    phase1_from: str | None = None
+    phase2_steps: int = 1000
+    phase2_batch_size: int = 16
     phase2_lr: float = 1e-3
     alpha: float = 1.0
-    feature_batch: int = 64
+    mi_form: str = "paper"
+    warmup_steps: int = 50
+    final_lr_fraction: float = 0.02
+    checkpoint_every: int = 100
     max_train_windows: int | None = None
     torch_threads: int = 2
     seed: int = 0
     progress: bool = True
-    student_weights: str = "weights/tdmi_lite.pt"
-    baseline_weights: str = "weights/tdmi_lite_single_frame.pt"
+    student_weights: str = "weights/tdmi_movenet.pt"
+    baseline_weights: str | None = "weights/tdmi_movenet_single_frame.pt"
     loss_plot: str = "docs/images/distill_loss.png"
-    metrics_json: str = "docs/distill-metrics.json"
-    model_card: str = "weights/MODEL_CARD.md"
-    eval_mode: str = "streaming"
 
     def __post_init__(self) -> None:
-        for name in ("input_size_hw", "scale_range"):
+        for name in ("scale_range",):
             value = getattr(self, name)
             if isinstance(value, list):
                 object.__setattr__(self, name, tuple(value))
-        for name in ("phase1_epochs", "phase2_epochs", "phase1_batch_size", "phase2_batch_size",
-                     "phase2_key_stride", "feature_batch", "torch_threads"):
-            if not (isinstance(getattr(self, name), int) and getattr(self, name) >= 1):
-                raise ValueError(f"distill config: {name} must be an integer >= 1, got {getattr(self, name)!r}")
+        for name in ("phase1_steps", "phase2_steps", "key_frame_stride", "checkpoint_every", "torch_threads"):
+            if not (isinstance(getattr(self, name), int) and getattr(self, name) >= 0):
+                raise ValueError(f"distill config: {name} must be an integer >= 0, got {getattr(self, name)!r}")
         if min(self.phase1_batch_size, self.phase2_batch_size) < 2:
             raise ValueError("distill config: batch sizes must be >= 2 (BatchNorm in training mode)")
-        if not (0 <= self.flip_prob <= 1 and 0 <= self.rotation_prob <= 1):
-            raise ValueError(f"distill config: probabilities must be in [0, 1], got {self.flip_prob}, {self.rotation_prob}")
+        for name in ("flip_prob", "rotation_prob", "degrade_prob"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"distill config: {name} must be in [0, 1], got {getattr(self, name)}")
         if not (len(self.scale_range) == 2 and 0 < self.scale_range[0] <= self.scale_range[1]):
             raise ValueError(f"distill config: scale_range must be [low, high] with 0 < low <= high, got {self.scale_range}")
-        if min(self.phase1_lr, self.phase2_lr) <= 0 or self.alpha < 0 or self.sigma <= 0:
-            raise ValueError("distill config: learning rates and sigma must be > 0 and alpha >= 0")
+        if min(self.phase1_lr, self.phase2_lr) <= 0 or self.alpha < 0 or self.context < 1:
+            raise ValueError("distill config: learning rates must be > 0, alpha >= 0 and context >= 1")
+        if self.mi_form not in MI_FORMS:
+            raise ValueError(f"distill config: mi_form must be one of {MI_FORMS}, got {self.mi_form!r}")
 
     def model_config(self) -> ModelConfig:
-        """The student's model config: the base variant at ``input_size_hw``, backbone frozen after phase 1."""
-        h, w = (int(v) for v in self.input_size_hw)
-        return load_model_config(
-            self.model, input_size_hw=(h, w), heatmap_size_hw=(h // FEATURE_STRIDE, w // FEATURE_STRIDE),
-            freeze_backbone=True,
-        )
+        """The student's model config (the named base with this run's window)."""
+        return load_model_config(self.model, window=self.window)
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v for f in dataclasses.fields(self)}
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
 
 def load_distill_config(path: str | Path | None = None, **overrides: Any) -> DistillConfig:
-    """Read a YAML mapping of :class:`DistillConfig` fields (unknown keys are an error), plus overrides."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        data.update(read_yaml_mapping(path, "distill config"))
+    """Read a :class:`DistillConfig` YAML (unknown keys rejected), then apply ``overrides``."""
+    data = dict(read_yaml_mapping(path, "distill config")) if path is not None else {}
     data.update(overrides)
-    check_known_fields(data, DistillConfig, "distill config")
+    check_known_fields(data, DistillConfig, "distill config", str(path))
     return DistillConfig(**data)
 
 
@@ -163,21 +166,21 @@ def load_distill_config(path: str | Path | None = None, **overrides: Any) -> Dis
 # windows and inputs
 
 
-def key_frame_only(window: Tensor, delta: int) -> Tensor:
-    """The single-frame baseline's window: ``[B, T, ...]`` -> the key frame ``window[:, delta]`` repeated T times."""
-    return window[:, delta : delta + 1].expand_as(window)
+def key_frame_only(window: Tensor, key_index: int) -> Tensor:
+    """The single-frame twin's window: ``[B, T, ...]`` -> the key frame ``window[:, key_index]`` repeated T times."""
+    return window[:, key_index : key_index + 1].expand_as(window)
 
 
 class KeyFrameOnlyHead(nn.Module):
-    """Wraps a temporal head so it always sees its key frame repeated (the single-frame baseline)."""
+    """Wraps a temporal head so it always sees its key frame repeated (the single-frame twin)."""
 
-    def __init__(self, head: nn.Module, delta: int) -> None:
+    def __init__(self, head: nn.Module, key_index: int) -> None:
         super().__init__()
         self.head = head
-        self.delta = int(delta)
+        self.key_index = int(key_index)
 
     def forward(self, window: Tensor, return_aux: bool = False) -> Any:
-        return self.head(key_frame_only(window, self.delta), return_aux=return_aux)
+        return self.head(key_frame_only(window, self.key_index), return_aux=return_aux)
 
 
 class KeyFrameOnlyModel(nn.Module):
@@ -187,11 +190,11 @@ class KeyFrameOnlyModel(nn.Module):
         super().__init__()
         self.cfg = model.cfg
         self.backbone = model.backbone
-        self.temporal_head = KeyFrameOnlyHead(model.temporal_head, model.cfg.delta)
+        self.temporal_head = KeyFrameOnlyHead(model.temporal_head, model.cfg.key_index)
 
 
 def as_single_frame_model(model: TDMI) -> KeyFrameOnlyModel:
-    """How ``tdmi_lite_single_frame.pt`` must be run: windows become the key frame repeated (as in training)."""
+    """How a single-frame twin must be run: windows become the key frame repeated (as in training)."""
     return KeyFrameOnlyModel(model)
 
 
@@ -203,44 +206,73 @@ def crops_to_tensor(crops_bgr: np.ndarray) -> Tensor:
     return ((x - mean) / std).contiguous(memory_format=torch.channels_last)
 
 
-def augment_key_crop(
-    crop: np.ndarray,
-    keypoints: np.ndarray,
-    visible: np.ndarray,
-    rng: np.random.Generator,
-    cfg: DistillConfig,
-    flip_perm: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Phase-1 augmentation of one key-frame crop, keypoints moved with it.
+class WindowSampler:
+    """Augmented training windows from a :class:`CropCache` (one random draw per window).
 
-    Args:
-        crop: ``[H, W, 3]`` uint8; keypoints: ``[K, 2]`` crop pixels; visible: ``[K]`` 0/1.
-        flip_perm: ``[K]`` joint permutation of a horizontal flip (left/right swap).
-
-    Returns:
-        ``(crop, keypoints, visible)``; joints pushed outside the crop lose their visibility.
+    ``sample(indices, rng, frames, degrade_prob)`` returns ``(crops[B, T', H, W, 3] uint8,
+    keypoints[B, K, 2] crop px, visible[B, K])`` where ``frames`` picks "all" (T' = T) or "key" (T' = 1).
     """
-    h, w = crop.shape[:2]
-    kp = keypoints.astype(np.float64)
-    vis = visible.astype(np.float32)
-    if rng.random() < cfg.flip_prob:
-        # Array index i -> w-1-i, so x -> (w - 1) - x; then left/right joints trade places.
-        crop = crop[:, ::-1]
-        kp = np.stack([(w - 1) - kp[:, 0], kp[:, 1]], axis=1)[flip_perm]
-        vis = vis[flip_perm]
-    scale = float(rng.uniform(*cfg.scale_range))
-    rot = float(rng.uniform(-cfg.rotation_deg, cfg.rotation_deg)) if rng.random() < cfg.rotation_prob else 0.0
-    if scale != 1.0 or rot != 0.0:
-        matrix = cv2.getRotationMatrix2D((w / 2.0, h / 2.0), rot, scale)
-        crop = cv2.warpAffine(np.ascontiguousarray(crop), matrix, (w, h), flags=cv2.INTER_LINEAR,
-                              borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-        kp = transform_points(kp, matrix)
-        inside = (kp[:, 0] >= 0) & (kp[:, 1] >= 0) & (kp[:, 0] <= w) & (kp[:, 1] <= h)
-        vis = vis * inside
-    return np.ascontiguousarray(crop), kp, vis
+
+    def __init__(self, cache: CropCache, cfg: DistillConfig, input_size_hw: tuple[int, int]) -> None:
+        self.cache = cache
+        self.cfg = cfg
+        self.out_hw = tuple(int(v) for v in input_size_hw)
+        self.key_index = int(cache.meta["key_index"])
+        self.flip_perm = flip_permutation_for(tuple(cache.meta.get("keypoint_names", KEYPOINT_NAMES)))
+
+    def _affine(self, rng: np.random.Generator) -> tuple[np.ndarray, bool]:
+        """Cache crop -> model crop: flip, rotation and scale about the centre, then a shift."""
+        cfg = self.cfg
+        c_h, c_w = self.cache.crops.shape[2:4]
+        o_h, o_w = self.out_hw
+        flip = bool(rng.random() < cfg.flip_prob)
+        scale = float(rng.uniform(*cfg.scale_range))  # > 1 zooms in
+        rot = float(rng.uniform(-cfg.rotation_deg, cfg.rotation_deg)) if rng.random() < cfg.rotation_prob else 0.0
+        shift = rng.uniform(-cfg.shift_fraction, cfg.shift_fraction, size=2) * (o_w, o_h)
+        m = cv2.getRotationMatrix2D((c_w / 2.0, c_h / 2.0), rot, scale)
+        m[:, 2] += (o_w - c_w) / 2.0 + shift[0], (o_h - c_h) / 2.0 + shift[1]
+        if flip:  # x -> (o_w - 1) - x after the warp, as one affine
+            m = np.array([[-1.0, 0.0, o_w - 1.0], [0.0, 1.0, 0.0]]) @ np.vstack([m, [0.0, 0.0, 1.0]])
+        return m, flip
+
+    def sample(self, indices: np.ndarray, rng: np.random.Generator, frames: str = "all",
+               degrade_prob: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        o_h, o_w = self.out_hw
+        t = self.cache.crops.shape[1]
+        picks = list(range(t)) if frames == "all" else [self.key_index]
+        key_pos = picks.index(self.key_index)
+        crops = np.empty((len(indices), len(picks), o_h, o_w, 3), np.uint8)
+        kps = np.empty((len(indices), self.cache.keypoints.shape[1], 2), np.float64)
+        vis = np.empty((len(indices), self.cache.keypoints.shape[1]), np.float32)
+        for b, i in enumerate(indices):
+            m, flip = self._affine(rng)
+            window = np.asarray(self.cache.crops[i])
+            for j, f in enumerate(picks):
+                crops[b, j] = cv2.warpAffine(window[f], m, (o_w, o_h), flags=cv2.INTER_LINEAR,
+                                             borderMode=cv2.BORDER_CONSTANT)
+            if degrade_prob > 0 and rng.random() < degrade_prob:
+                crops[b, key_pos] = degrade(crops[b, key_pos], rng)
+            xy = transform_points(self.cache.keypoints[i].astype(np.float64), m)
+            v = self.cache.visible[i].copy()
+            if flip:
+                xy, v = xy[self.flip_perm], v[self.flip_perm]
+            kps[b], vis[b] = xy, v
+        return crops, kps, vis
 
 
-def _lr_lambda(warmup: int, total: int, final_fraction: float):
+def encode_targets(codec: HeatmapCodec, keypoints: np.ndarray, visible: np.ndarray) -> tuple[Tensor, Tensor]:
+    """Gaussian heatmaps ``[B, K, h, w]`` and weights ``[B, K]``; joints outside the crop get no target."""
+    h, w = codec.input_size_hw
+    targets, weights = [], []
+    for xy, v in zip(keypoints, visible):
+        inside = (xy[:, 0] >= 0) & (xy[:, 1] >= 0) & (xy[:, 0] <= w) & (xy[:, 1] <= h)
+        hm, wt = codec.encode(xy, v * inside)
+        targets.append(hm)
+        weights.append(wt)
+    return torch.from_numpy(np.stack(targets)), torch.from_numpy(np.stack(weights))
+
+
+def _lr_lambda(warmup: int, total: int, final_fraction: float) -> Callable[[int], float]:
     def f(step: int) -> float:
         if step < warmup:
             return (step + 1) / warmup
@@ -249,191 +281,70 @@ def _lr_lambda(warmup: int, total: int, final_fraction: float):
     return f
 
 
-def _batches(n: int, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """Shuffled index batches; the ragged tail is dropped (a batch of 1 breaks BatchNorm)."""
-    perm = rng.permutation(n)
-    return [np.sort(perm[i : i + batch_size]) for i in range(0, n - batch_size + 1, batch_size)]
-
-
 # ------------------------------------------------------------------------------------------------
-# phase 1
+# a resumable loop
 
 
-def train_backbone(
-    model: TDMI, cache: CropCache, cfg: DistillConfig, rows: list[dict[str, Any]], indices: np.ndarray | None = None
-) -> None:
-    """Phase 1: train ``model.backbone`` + its ``final_layer`` on augmented key-frame crops (in place).
+@dataclass
+class Phase:
+    """One training phase: what to optimise and how one step's loss is computed."""
 
-    Appends ``{"phase": "phase1", "step", "epoch", "loss", "lr", "time_s"}`` rows to ``rows``.
-    """
+    name: str
+    steps: int
+    modules: dict[str, nn.Module]  # saved in checkpoints
+    optimizer: torch.optim.Optimizer
+    step_fn: Callable[[np.random.Generator], dict[str, Tensor]]  # -> losses; "total" is optimised
+
+
+def run_phase(phase: Phase, cfg: DistillConfig, out_dir: Path) -> list[dict[str, Any]]:
+    """Run ``phase`` to its last step, resuming from ``out_dir/<name>.ckpt`` when present; returns loss rows."""
     from tqdm import tqdm
 
-    mcfg = model.cfg
-    backbone = model.backbone
-    backbone.requires_grad_(True)  # also final_layer, which TDMI leaves frozen
-    backbone.train()
-    backbone.to(memory_format=torch.channels_last)
-    codec = HeatmapCodec(mcfg.input_size_hw, mcfg.heatmap_size_hw, cfg.sigma)
-    flip_perm = flip_permutation_for(tuple(cache.meta.get("keypoint_names", KEYPOINT_NAMES)))
-    key = mcfg.delta
-    indices = np.arange(len(cache)) if indices is None else np.asarray(indices)
-    rng = np.random.default_rng([cfg.seed, 1])
-    steps_per_epoch = len(indices) // cfg.phase1_batch_size
-    if steps_per_epoch < 1:
-        raise ValueError(f"phase 1 needs at least {cfg.phase1_batch_size} samples, got {len(indices)}")
-    total = steps_per_epoch * cfg.phase1_epochs
-    opt = torch.optim.Adam(backbone.parameters(), lr=cfg.phase1_lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(min(cfg.warmup_steps, total // 4 + 1), total,
-                                                              cfg.final_lr_fraction))
-    start = time.monotonic()
-    bar = tqdm(total=total, desc="phase 1 backbone", unit="step", disable=not cfg.progress, mininterval=10)
-    step = 0
-    for epoch in range(cfg.phase1_epochs):
-        for batch in _batches(len(indices), cfg.phase1_batch_size, rng):
-            crops, targets, weights = [], [], []
-            for i in indices[batch]:
-                crop, kp, vis = augment_key_crop(cache.crops[i, key], cache.keypoints[i], cache.visible[i], rng, cfg,
-                                                 flip_perm)
-                hm, w = codec.encode(kp, vis)
-                crops.append(crop)
-                targets.append(hm)
-                weights.append(w)
-            x = crops_to_tensor(np.stack(crops))
-            pred = backbone.forward_heatmaps(x)
-            loss = heatmap_mse(pred, torch.from_numpy(np.stack(targets)), torch.from_numpy(np.stack(weights)))
-            value = loss.item()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            step += 1
-            rows.append({"phase": "phase1", "step": step, "epoch": epoch, "loss": value,
-                         "lr": opt.param_groups[0]["lr"], "time_s": round(time.monotonic() - start, 2)})
-            bar.update(1)
-            bar.set_postfix(epoch=epoch, loss=f"{value:.2e}")
-            if step % 25 == 0 or step == total:
-                logger.info("phase 1 step %d/%d epoch %d loss %.3e (%.1f s)", step, total, epoch, value,
-                            time.monotonic() - start)
+    ckpt_path = out_dir / f"{phase.name}.ckpt"
+    csv_path = out_dir / f"losses_{phase.name}.csv"
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        phase.optimizer, _lr_lambda(min(cfg.warmup_steps, phase.steps // 4 + 1), phase.steps, cfg.final_lr_fraction))
+    rows: list[dict[str, Any]] = []
+    start = 0
+    if ckpt_path.is_file():
+        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        for name, module in phase.modules.items():
+            module.load_state_dict(state["modules"][name])
+        phase.optimizer.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        start = int(state["step"])
+        rows = _read_rows(csv_path)[:start]
+        logger.info("%s: resuming at step %d from %s", phase.name, start, ckpt_path)
+    t0 = time.monotonic()
+    bar = tqdm(total=phase.steps, initial=start, desc=phase.name, unit="step", disable=not cfg.progress, mininterval=10)
+    for step in range(start, phase.steps):
+        # Student and twin share phase 2's draws; phase 1 has its own stream.
+        rng = np.random.default_rng([cfg.seed, 1 if phase.name == "phase1" else 2, step])
+        losses = phase.step_fn(rng)
+        phase.optimizer.zero_grad(set_to_none=True)
+        losses["total"].backward()
+        phase.optimizer.step()
+        sched.step()
+        row = {"phase": phase.name, "step": step + 1, "lr": phase.optimizer.param_groups[0]["lr"],
+               "time_s": round(time.monotonic() - t0, 2), **{k: float(v.item()) for k, v in losses.items()}}
+        rows.append(row)
+        bar.update(1)
+        bar.set_postfix(loss=f"{row['total']:.2e}")
+        done = step + 1
+        if done % cfg.checkpoint_every == 0 or done == phase.steps:
+            _write_rows(rows, csv_path)
+            state = {"step": done, "modules": {n: m.state_dict() for n, m in phase.modules.items()},
+                     "optimizer": phase.optimizer.state_dict(), "scheduler": sched.state_dict()}
+            tmp = ckpt_path.with_suffix(".tmp")
+            torch.save(state, tmp)
+            tmp.replace(ckpt_path)
+            logger.info("%s step %d/%d loss %.4e (%.0f s)", phase.name, done, phase.steps, row["total"],
+                        time.monotonic() - t0)
     bar.close()
-    backbone.final_layer.requires_grad_(False)
-    backbone.requires_grad_(not model.cfg.freeze_backbone)
-    backbone.eval()
+    return rows
 
 
-# ------------------------------------------------------------------------------------------------
-# phase 2
-
-
-@torch.no_grad()
-def extract_window_features(
-    backbone: nn.Module, crops: np.ndarray, indices: np.ndarray, batch_size: int = 64, progress: bool = True
-) -> Tensor:
-    """Frozen-backbone stage features of every frame of the chosen windows.
-
-    Args:
-        backbone: the (phase-1) HRNet; run in eval mode.
-        crops: ``[N, T, H, W, 3]`` uint8 BGR windows (may be memory-mapped).
-        indices: ``[M]`` windows to use.
-
-    Returns:
-        ``[M, T, 4, C, h, w]`` float16 features.
-    """
-    from tqdm import tqdm
-
-    backbone.eval()
-    backbone.to(memory_format=torch.channels_last)
-    t = crops.shape[1]
-    per_call = max(1, batch_size // t)
-    out: Tensor | None = None
-    for start in tqdm(range(0, len(indices), per_call), desc="phase 2 features", unit="batch",
-                      disable=not progress, mininterval=10):
-        idx = np.asarray(indices[start : start + per_call])
-        chunk = np.asarray(crops[idx])
-        feats = backbone(crops_to_tensor(chunk.reshape(-1, *chunk.shape[2:]))).unflatten(0, (len(idx), t))
-        if out is None:
-            out = torch.empty((len(indices), *feats.shape[1:]), dtype=torch.float16)
-        out[start : start + len(idx)] = feats.to(torch.float16)
-    assert out is not None
-    return out
-
-
-def train_temporal_head(
-    model: TDMI,
-    features: Tensor,
-    heatmaps: Tensor,
-    weights: Tensor,
-    cfg: DistillConfig,
-    rows: list[dict[str, Any]],
-    single_frame: bool = False,
-) -> None:
-    """Phase 2: train ``model.temporal_head`` (and the loss's VSD predictors) with TDMILoss on cached features.
-
-    Args:
-        features: ``[N, T, 4, C, h, w]`` float16 frozen-backbone features.
-        heatmaps: ``[N, K, h, w]`` targets; weights: ``[N, K]``.
-        single_frame: train the baseline (every window = its key frame repeated).
-
-    Appends per-step rows with total / heatmap / mi losses (phase ``phase2`` or ``phase2_single_frame``).
-    """
-    from tqdm import tqdm
-
-    phase = "phase2_single_frame" if single_frame else "phase2"
-    head = model.temporal_head
-    head.requires_grad_(True)
-    head.train()
-    loss_fn = TDMILoss(model.cfg, alpha=cfg.alpha)
-    # NHWC weights make oneDNN pick its fast CPU convolutions (~2x here, 10x for the VSD predictors).
-    head.to(memory_format=torch.channels_last)
-    loss_fn.to(memory_format=torch.channels_last)
-    params = list(head.parameters()) + list(loss_fn.parameters())
-    opt = torch.optim.Adam(params, lr=cfg.phase2_lr)
-    n = features.shape[0]
-    steps_per_epoch = n // cfg.phase2_batch_size
-    if steps_per_epoch < 1:
-        raise ValueError(f"phase 2 needs at least {cfg.phase2_batch_size} windows, got {n}")
-    total = steps_per_epoch * cfg.phase2_epochs
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(min(cfg.warmup_steps, total // 4 + 1), total,
-                                                              cfg.final_lr_fraction))
-    rng = np.random.default_rng([cfg.seed, 2])  # same batches for the student and the baseline
-    delta = model.cfg.delta
-    start = time.monotonic()
-    bar = tqdm(total=total, desc=f"{phase} head", unit="step", disable=not cfg.progress, mininterval=10)
-    step = 0
-    for epoch in range(cfg.phase2_epochs):
-        for batch in _batches(n, cfg.phase2_batch_size, rng):
-            idx = torch.from_numpy(batch)
-            window = features[idx].float()
-            if single_frame:
-                window = key_frame_only(window, delta)
-            aux = head(window, return_aux=True)
-            losses = loss_fn(aux, heatmaps[idx].float(), weights[idx])
-            opt.zero_grad(set_to_none=True)
-            losses["total"].backward()
-            opt.step()
-            sched.step()
-            step += 1
-            values = {k: losses[k].item() for k in ("total", "heatmap", "mi")}
-            rows.append({"phase": phase, "step": step, "epoch": epoch, "loss": values["total"],
-                         "heatmap": values["heatmap"], "mi": values["mi"],
-                         "lr": opt.param_groups[0]["lr"], "time_s": round(time.monotonic() - start, 2)})
-            bar.update(1)
-            bar.set_postfix(epoch=epoch, heat=f"{values['heatmap']:.2e}")
-            if step % 50 == 0 or step == total:
-                logger.info("%s step %d/%d epoch %d total %.3e heatmap %.3e mi %.3e (%.1f s)", phase, step, total,
-                            epoch, values["total"], values["heatmap"], values["mi"],
-                            time.monotonic() - start)
-    bar.close()
-    head.eval()
-
-
-# ------------------------------------------------------------------------------------------------
-# outputs
-
-
-def write_rows(rows: Sequence[Mapping[str, Any]], path: str | Path) -> None:
-    """Loss rows to CSV (union of keys as columns)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+def _write_rows(rows: Sequence[Mapping[str, Any]], path: Path) -> None:
     keys: list[str] = []
     for row in rows:
         keys += [k for k in row if k not in keys]
@@ -443,62 +354,121 @@ def write_rows(rows: Sequence[Mapping[str, Any]], path: str | Path) -> None:
         writer.writerows(rows)
 
 
-def plot_losses(rows: Sequence[Mapping[str, Any]], out_png: str | Path) -> Path:
-    """Phase-1 loss and phase-2 losses (student vs single-frame baseline) to one PNG (matplotlib Agg)."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    def series(phase: str, key: str) -> tuple[list[int], list[float]]:
-        sel = [r for r in rows if r["phase"] == phase and key in r]
-        return [r["step"] for r in sel], [float(r[key]) for r in sel]
-
-    def smooth(y: list[float], k: int = 20) -> np.ndarray:
-        if len(y) < k:
-            return np.asarray(y)
-        return np.convolve(y, np.ones(k) / k, mode="valid")
-
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
-    x, y = series("phase1", "loss")
-    axes[0].plot(x, y, linewidth=0.5, alpha=0.4, label="per step")
-    axes[0].plot(x[len(x) - len(smooth(y)):], smooth(y), label="mean of 20")
-    axes[0].set_title("phase 1: single-frame backbone, heatmap MSE")
-    for ax, key, title in ((axes[1], "heatmap", "phase 2: L_H (heatmap MSE)"), (axes[2], "mi", "phase 2: L_MI (VSD)")):
-        for phase, label in (("phase2", "TDMI student (5 frames)"), ("phase2_single_frame", "single-frame baseline")):
-            x, y = series(phase, key)
-            ax.plot(x[len(x) - len(smooth(y)):], smooth(y), label=label)
-        ax.set_title(title + ", mean of 20 steps")
-    for ax in axes:
-        ax.set_xlabel("step")
-        ax.legend()
-    axes[0].set_yscale("log")
-    axes[1].set_yscale("log")
-    fig.tight_layout()
-    out = Path(out_png)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
-
-
-def baseline_config(student: ModelConfig) -> ModelConfig:
-    """The single-frame baseline's config: the student's, renamed (the architecture is identical)."""
-    return dataclasses.replace(
-        student, name=student.name + SINGLE_FRAME_SUFFIX,
-        description="Single-frame baseline of tdmi_lite: same network, trained and run with every window = its key "
-        "frame repeated (tdmi_core.train.distill.as_single_frame_model).",
-    )
+def _read_rows(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    with path.open(encoding="utf-8") as fh:
+        return [{k: (v if k == "phase" else float(v)) for k, v in r.items()} for r in csv.DictReader(fh)]
 
 
 # ------------------------------------------------------------------------------------------------
-# the pipeline
+# the phases
+
+
+def phase1(model: TDMI, sampler: WindowSampler, codec: HeatmapCodec, cfg: DistillConfig, indices: np.ndarray) -> Phase:
+    """Single-frame fine-tuning of the backbone + its own keypoint head on augmented key-frame crops."""
+    backbone = model.backbone
+    backbone.requires_grad_(True)
+    backbone.train()
+    backbone.to(memory_format=torch.channels_last)
+    head_params = list(backbone.keypoint_head.parameters()) if hasattr(backbone, "keypoint_head") else \
+        list(backbone.final_layer.parameters())
+    head_ids = {id(p) for p in head_params}
+    trunk = [p for p in backbone.parameters() if id(p) not in head_ids]
+    opt = torch.optim.Adam([{"params": head_params, "lr": cfg.phase1_lr},
+                            {"params": trunk, "lr": cfg.phase1_lr * cfg.trunk_lr_scale}])
+
+    def step(rng: np.random.Generator) -> dict[str, Tensor]:
+        batch = rng.choice(indices, size=cfg.phase1_batch_size, replace=False)
+        crops, kps, vis = sampler.sample(batch, rng, frames="key")
+        target, weight = encode_targets(codec, kps, vis)
+        pred = backbone.forward_heatmaps(crops_to_tensor(crops[:, 0]))
+        return {"total": heatmap_mse(pred, target, weight)}
+
+    return Phase("phase1", cfg.phase1_steps, {"backbone": backbone}, opt, step)
+
+
+class FrozenBackbone:
+    """The frozen phase-1 backbone for phase 2, run by ONNX Runtime (~3x eager torch on this CPU).
+
+    ``__call__(crops[B, 3, H, W]) -> features[B, 4, C, h, w]`` (no autograd). Exported once per run
+    to ``path``; the export is checked against eager torch on a random batch.
+    """
+
+    def __init__(self, model: TDMI, path: Path, threads: int) -> None:
+        import onnxruntime as ort
+
+        from tdmi_core.models.export import export_onnx
+
+        model.backbone.eval()
+        export_onnx(model, "backbone", path)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.input_name = self.session.get_inputs()[0].name
+        probe = torch.randn(2, 3, *model.cfg.input_size_hw)
+        with torch.no_grad():
+            expected = model.backbone(probe)
+        error = (self(probe) - expected).abs().max().item()
+        if error > 1e-3:
+            raise RuntimeError(f"ONNX backbone differs from eager torch by {error:.2e}; not used for training")
+
+    def __call__(self, crops: Tensor) -> Tensor:
+        return torch.from_numpy(self.session.run(None, {self.input_name: crops.contiguous().numpy()})[0])
+
+
+def phase2(model: TDMI, sampler: WindowSampler, codec: HeatmapCodec, cfg: DistillConfig, indices: np.ndarray,
+           single_frame: bool, backbone: Callable[[Tensor], Tensor]) -> Phase:
+    """Temporal-head training on a frozen backbone (the twin: every window = its key frame repeated)."""
+    from tdmi_core.models.tde import set_deform_conv_impl
+
+    mcfg = model.cfg
+    model.backbone.requires_grad_(False)
+    model.backbone.eval()
+    head = model.temporal_head
+    set_deform_conv_impl(head, "grid_sample")  # same numbers, several times faster on CPU
+    head.requires_grad_(True)
+    head.train()
+    loss_fn = TDMILoss(mcfg, alpha=cfg.alpha, mi_form=cfg.mi_form)
+    # NHWC weights make oneDNN pick its fast CPU convolutions.
+    head.to(memory_format=torch.channels_last)
+    loss_fn.to(memory_format=torch.channels_last)
+    opt = torch.optim.Adam(list(head.parameters()) + list(loss_fn.parameters()), lr=cfg.phase2_lr)
+    t = mcfg.num_frames
+
+    def step(rng: np.random.Generator) -> dict[str, Tensor]:
+        batch = rng.choice(indices, size=cfg.phase2_batch_size, replace=False)
+        # The same draws for student and twin: the twin just does not look at the neighbours.
+        crops, kps, vis = sampler.sample(batch, rng, frames="all", degrade_prob=cfg.degrade_prob)
+        target, weight = encode_targets(codec, kps, vis)
+        b = len(batch)
+        if single_frame:
+            key = backbone(crops_to_tensor(crops[:, mcfg.key_index]))
+            window = key[:, None].expand(b, t, *key.shape[1:])
+        else:
+            window = backbone(crops_to_tensor(crops.reshape(-1, *crops.shape[2:]))).unflatten(0, (b, t))
+        aux = head(window, return_aux=True)
+        losses = loss_fn(aux, target, weight)
+        return {k: losses[k] for k in ("total", "heatmap", "mi")}
+
+    name = "phase2_single_frame" if single_frame else "phase2"
+    return Phase(name, cfg.phase2_steps, {"head": head, "loss": loss_fn}, opt, step)
+
+
+def baseline_config(student: ModelConfig) -> ModelConfig:
+    """The single-frame twin's config: the student's, renamed (the architecture is identical)."""
+    return dataclasses.replace(
+        student, name=student.name + SINGLE_FRAME_SUFFIX,
+        description=f"Single-frame twin of {student.name}: same network, trained and run with every window = its "
+        "key frame repeated (tdmi_core.train.distill.as_single_frame_model).",
+    )
 
 
 def prepare_cache(cfg: DistillConfig, mcfg: ModelConfig) -> CropCache:
-    """Load the crop cache if it matches the settings, else build and save it."""
+    """Load the crop cache if it matches the settings, else build it."""
     videos = read_split(cfg.train_annotations, cfg.image_root)
-    meta = cache_meta(videos, mcfg.input_size_hw, mcfg.heatmap_size_hw, cfg.sigma, mcfg.delta, cfg.box_padding, 1)
+    meta = cache_meta(videos, mcfg.input_size_hw, mcfg.delta, cfg.box_padding, cfg.context, cfg.key_frame_stride,
+                      causal=mcfg.window == "causal")
     meta["keypoint_names"] = list(videos[0].keypoint_names)
     try:
         cache = load_crop_cache(cfg.cache_dir, expected_meta=meta)
@@ -507,16 +477,23 @@ def prepare_cache(cfg: DistillConfig, mcfg: ModelConfig) -> CropCache:
     except (FileNotFoundError, ValueError) as e:
         logger.info("building crop cache: %s", e)
     start = time.monotonic()
-    cache = build_crop_cache(videos, cfg.image_root, mcfg.input_size_hw, mcfg.heatmap_size_hw, cfg.sigma, mcfg.delta,
-                             cfg.box_padding, key_frame_stride=1, progress=cfg.progress)
-    cache = dataclasses.replace(cache, meta=meta)
-    save_crop_cache(cache, cfg.cache_dir)
+    cache = build_crop_cache(videos, cfg.image_root, cfg.cache_dir, meta, progress=cfg.progress)
     logger.info("pre-cropped %d windows in %.1f s -> %s", len(cache), time.monotonic() - start, cfg.cache_dir)
     return cache
 
 
-def run_training(cfg: DistillConfig, reuse_phase1: bool = False) -> dict[str, Any]:
-    """Pre-crop, phase 1, phase 2 for the student and the baseline; save weights, CSVs, plot, summary."""
+def _initial_model(cfg: DistillConfig, mcfg: ModelConfig) -> TDMI:
+    torch.manual_seed(cfg.seed)
+    model = build_model(mcfg)
+    if mcfg.backbone == "movenet":
+        from tdmi_core.models.movenet_import import load_movenet_onnx
+
+        load_movenet_onnx(model.backbone, cfg.backbone_onnx)
+    return model
+
+
+def run_training(cfg: DistillConfig) -> dict[str, Any]:
+    """Pre-crop, phase 1, phase 2 for the student and its twin; save weights, CSVs, plot, summary."""
     torch.set_num_threads(cfg.torch_threads)
     cv2.setNumThreads(1)
     out_dir = Path(cfg.output_dir)
@@ -527,71 +504,57 @@ def run_training(cfg: DistillConfig, reuse_phase1: bool = False) -> dict[str, An
     t0 = time.monotonic()
     cache = prepare_cache(cfg, mcfg)
     timings["precrop_s"] = time.monotonic() - t0
-
-    selected = np.arange(len(cache))
+    indices = np.arange(len(cache))
     if cfg.max_train_windows is not None and cfg.max_train_windows < len(cache):
-        selected = np.unique(np.linspace(0, len(cache) - 1, cfg.max_train_windows).round().astype(np.int64))
-    torch.manual_seed(cfg.seed)
-    student = build_model(mcfg)
+        indices = np.unique(np.linspace(0, len(cache) - 1, cfg.max_train_windows).round().astype(np.int64))
+    sampler = WindowSampler(cache, cfg, mcfg.input_size_hw)
+    codec = HeatmapCodec(mcfg.input_size_hw, mcfg.heatmap_size_hw, mcfg.heatmap_sigma, refine=mcfg.decode_refine)
+
+    student = _initial_model(cfg, mcfg)
     rows: list[dict[str, Any]] = []
-    phase1_ckpt = out_dir / "phase1_backbone.pt"
     t1 = time.monotonic()
-    if reuse_phase1 and phase1_ckpt.is_file():
-        student.backbone.load_state_dict(torch.load(phase1_ckpt, map_location="cpu", weights_only=True))
-        phase1_csv = out_dir / "losses_phase1.csv"
-        if phase1_csv.is_file():
-            with phase1_csv.open(encoding="utf-8") as fh:
-                rows += [{k: (v if k == "phase" else float(v)) for k, v in r.items()} for r in csv.DictReader(fh)]
-        logger.info("reusing phase-1 backbone %s", phase1_ckpt)
+    phase1_path = Path(cfg.phase1_from) if cfg.phase1_from else out_dir / "phase1_backbone.pt"
+    if phase1_path.is_file():
+        student.backbone.load_state_dict(torch.load(phase1_path, map_location="cpu", weights_only=True))
+        logger.info("phase 1: using %s", phase1_path)
+    elif cfg.phase1_from:
+        raise FileNotFoundError(f"phase1_from={cfg.phase1_from} does not exist; train the run that writes it first")
     else:
-        train_backbone(student, cache, cfg, rows, indices=selected)
-        torch.save(student.backbone.state_dict(), phase1_ckpt)
-        write_rows(rows, out_dir / "losses_phase1.csv")
-    student.backbone.requires_grad_(False)
-    student.backbone.eval()
+        rows += run_phase(phase1(student, sampler, codec, cfg, indices), cfg, out_dir)
+        torch.save(student.backbone.state_dict(), phase1_path)
     timings["phase1_s"] = time.monotonic() - t1
 
-    t2 = time.monotonic()
-    indices = selected[cache.frame_index[selected] % cfg.phase2_key_stride == 0]
-    features = extract_window_features(student.backbone, cache.crops, indices, cfg.feature_batch, cfg.progress)
-    heatmaps = torch.from_numpy(np.asarray(cache.heatmaps[indices]))
-    weights = torch.from_numpy(np.asarray(cache.weights[indices]))
-    timings["features_s"] = time.monotonic() - t2
-    logger.info("phase 2 features: %d windows, %s, %.2f GB fp16, %.1f s", len(indices), tuple(features.shape),
-                features.numel() * 2 / 1e9, timings["features_s"])
-
-    # The baseline: same backbone, same head initialisation (same seed), same batches.
-    baseline = build_model(baseline_config(mcfg))
-    baseline.backbone.load_state_dict(student.backbone.state_dict())
-    torch.manual_seed(cfg.seed + 1)
-    student.temporal_head.load_state_dict(build_model(mcfg).temporal_head.state_dict())
-    baseline.temporal_head.load_state_dict(student.temporal_head.state_dict())
-
+    # The temporal head starts as the phase-1 model: its final layer is the tuned keypoint head.
+    student.temporal_head.head.final_layer.load_state_dict(student.backbone.keypoint_head.state_dict())
     results: dict[str, Any] = {}
-    for name, model, single, path in (("student", student, False, cfg.student_weights),
-                                      ("single_frame", baseline, True, cfg.baseline_weights)):
-        t3 = time.monotonic()
-        head_rows: list[dict[str, Any]] = []
-        torch.manual_seed(cfg.seed + 2)
-        train_temporal_head(model, features, heatmaps, weights, cfg, head_rows, single_frame=single)
-        rows += head_rows
-        write_rows(head_rows, out_dir / f"losses_{head_rows[0]['phase']}.csv")
+    runs = [("student", student, False, cfg.student_weights)]
+    if cfg.baseline_weights:
+        twin = build_model(baseline_config(mcfg))
+        twin.load_state_dict(student.state_dict())
+        runs.append(("single_frame", twin, True, cfg.baseline_weights))
+    frozen = FrozenBackbone(student, out_dir / "phase1_backbone.onnx", cfg.torch_threads)
+    for name, model, single, path in runs:
+        t2 = time.monotonic()
+        torch.manual_seed(cfg.seed + 2)  # the same VSD-predictor initialisation for both
+        rows += run_phase(phase2(model, sampler, codec, cfg, indices, single, frozen), cfg, out_dir)
         model.eval()
+        from tdmi_core.models.tde import set_deform_conv_impl
+
+        set_deform_conv_impl(model, "torchvision")  # the exportable kernel, as every loaded model has
         save_weights(model, path)
-        timings[f"phase2_{name}_s"] = time.monotonic() - t3
+        timings[f"phase2_{name}_s"] = time.monotonic() - t2
         results[name] = {"weights": path, "size_mb": round(Path(path).stat().st_size / 1e6, 2),
-                         "parameters": count_parameters(model), "final_heatmap_loss_mean20":
-                         float(np.mean([r["heatmap"] for r in head_rows[-20:]]))}
+                         "parameters": count_parameters(model)}
         logger.info("saved %s (%.2f MB) after %.1f s", path, results[name]["size_mb"], timings[f"phase2_{name}_s"])
-    plot_losses(rows, cfg.loss_plot)
+    phase1_dir = phase1_path.parent  # phase 1 may come from another run (phase1_from)
+    all_rows = _read_rows(phase1_dir / "losses_phase1.csv") + _read_rows(out_dir / "losses_phase2.csv") \
+        + _read_rows(out_dir / "losses_phase2_single_frame.csv")
+    if cfg.loss_plot:
+        plot_losses(all_rows, cfg.loss_plot)
     timings["total_s"] = time.monotonic() - t0
     summary = {
         "model_config": mcfg.to_dict(),
-        "train_windows_phase1": int(len(selected)),
-        "train_windows_phase2": int(len(indices)),
-        "phase1_steps": sum(r["phase"] == "phase1" for r in rows),
-        "phase2_steps": sum(r["phase"] == "phase2" for r in rows),
-        "phase1_final_loss_mean20": float(np.mean([r["loss"] for r in rows if r["phase"] == "phase1"][-20:])),
+        "train_windows": int(len(indices)),
         "timings_s": {k: round(v, 1) for k, v in timings.items()},
         "models": results,
         "torch_threads": cfg.torch_threads,
@@ -601,17 +564,46 @@ def run_training(cfg: DistillConfig, reuse_phase1: bool = False) -> dict[str, An
     return summary
 
 
+def plot_losses(rows: Sequence[Mapping[str, Any]], out_png: str | Path) -> Path:
+    """Phase-1 loss and phase-2 heatmap losses (student vs single-frame twin) to one PNG (matplotlib Agg)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    def series(phase: str, key: str) -> tuple[np.ndarray, np.ndarray]:
+        sel = [r for r in rows if r["phase"] == phase and key in r]
+        x, y = np.array([r["step"] for r in sel]), np.array([float(r[key]) for r in sel])
+        k = min(20, max(1, len(y)))
+        return (x[k - 1:], np.convolve(y, np.ones(k) / k, mode="valid")) if len(y) else (x, y)
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    axes[0].plot(*series("phase1", "total"))
+    axes[0].set_title("phase 1: single-frame fine-tuning, heatmap MSE")
+    for phase, label in (("phase2", "TDMI student (5 frames)"), ("phase2_single_frame", "single-frame twin")):
+        axes[1].plot(*series(phase, "heatmap"), label=label)
+    axes[1].set_title("phase 2: L_H (heatmap MSE)")
+    axes[1].legend()
+    for ax in axes:
+        ax.set_xlabel("step (mean of 20)")
+        ax.set_yscale("log")
+    fig.tight_layout()
+    out = Path(out_png)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m tdmi_core.train.distill", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-        description="Two-phase CPU distillation of tdmi_lite (and its single-frame baseline) on teacher-labelled videos.",
+        description="Two-phase CPU distillation of the default model (and its single-frame twin) on teacher-labelled videos.",
     )
-    parser.add_argument("command", choices=("train", "precrop"), help="train: everything; precrop: the crop cache only")
-    parser.add_argument("-c", "--config", default="config/train/distill_lite.yaml", help="DistillConfig YAML")
+    parser.add_argument("command", choices=("train", "precrop"), help="train: everything (resumes); precrop: the cache only")
+    parser.add_argument("-c", "--config", default="config/train/distill_movenet.yaml", help="DistillConfig YAML")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
-                        help="override config fields (YAML values), e.g. --set phase1_epochs=1")
-    parser.add_argument("--reuse-phase1", action="store_true",
-                        help="load output_dir/phase1_backbone.pt instead of training phase 1 again")
+                        help="override config fields (YAML values), e.g. --set phase1_steps=10")
     parser.add_argument("--log-level", default="INFO")
     return parser
 
@@ -641,7 +633,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         torch.set_num_threads(cfg.torch_threads)
         prepare_cache(cfg, cfg.model_config())
     else:
-        run_training(cfg, reuse_phase1=args.reuse_phase1)
+        run_training(cfg)
     return 0
 
 

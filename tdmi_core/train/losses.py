@@ -12,8 +12,13 @@ keypoint, so a predictor is a 3x3 conv to K heatmap logits and P_x is the softma
 h*w positions of each keypoint's map (:func:`spatial_log_softmax`). Every term of the TDMI
 objective is evaluated through these predictive distributions:
 
-* conditional terms (Eq. 10; Eqs. 11-12 are the paper's shorthand for the same quantity)
-      I(M_u; y | F~)  ≈  KL(P_{M_u} || P_{F~}),    I(F; y | F~)  ≈  KL(P_F || P_{F~})
+* conditional terms of Eq. 10, two forms (``mi_form``):
+  - ``"paper"`` (default), Eqs. 11-12 as the paper writes them:
+        I(M_u; y | F~) -> I(M_u; y) - I(M_u; F~),    I(F; y | F~) -> I(F; y) - I(F; F~)
+    with I(x; y) = H(y) - CE(y, P_x) (the variational bound; H(y) is a constant and dropped) and
+    I(a; F~) = Î(a; F~) below.
+  - ``"vsd"``, VSD's own form of the conditional term, which is a different quantity:
+        I(v; y | z) = I(v; y) - I(z; y)  ≈  KL(P_v || P_z)   (P_v detached)
 * feature-feature terms (Eqs. 8-9): two representations share task information when they
   predict the same label distribution, so (as VSD's mutual-learning term, with the bounded
   Jensen-Shannon divergence)
@@ -22,7 +27,8 @@ objective is evaluated through these predictive distributions:
   prediction away from the useful part's, max Î(M; M_u) keeps M's task information in M_u.
 
 So (Eq. 13 with its typo fixed: the second term is -I(M; M_u), Eq. 9)
-      L_MI = Î(M_u; M_n) - Î(M; M_u) + KL(P_{M_u} || P_{F~}) + KL(P_F || P_{F~}).
+      paper:  L_MI = Î(M_u; M_n) - Î(M; M_u) + [-CE(y, P_{M_u}) - Î(M_u; F~)] + [-CE(y, P_F) - Î(F; F~)]
+      vsd:    L_MI = Î(M_u; M_n) - Î(M; M_u) + KL(P_{M_u} || P_{F~}) + KL(P_F || P_{F~}).
 
 Scale: every divergence and cross-entropy is divided by the number of heatmap positions h*w
 (the element-wise mean of torch's ``reduction="mean"``), which puts L_MI on the scale of the
@@ -49,6 +55,7 @@ from tdmi_core.models.configs import ModelConfig
 from tdmi_core.skeleton import NUM_KEYPOINTS
 
 LOG2 = math.log(2.0)
+MI_FORMS: tuple[str, ...] = ("paper", "vsd")
 
 
 def spatial_log_softmax(logits: Tensor, temperature: float = 1.0) -> Tensor:
@@ -128,6 +135,10 @@ class VSDEstimator(nn.Module):
         """VSD's I(v; y | z) ≈ KL(P_v || P_z) per sample and keypoint ``[B, K]``; P_v is the detached teacher."""
         return kl_divergence(self.log_probs(v, space_v).detach(), self.log_probs(z, space_z))
 
+    def cross_entropy(self, x: Tensor, space: str, target_log_probs: Tensor) -> Tensor:
+        """CE(y, P_x) per sample and keypoint ``[B, K]`` with detached predictor parameters (gradients reach ``x``)."""
+        return -(target_log_probs.exp() * self.log_probs(x, space)).sum(dim=-1)
+
     def predictor_loss(self, features: dict[str, list[Tensor]], target_log_probs: Tensor, valid: Tensor) -> Tensor:
         """Cross-entropy of each predictor on detached features vs the target keypoint distribution.
 
@@ -162,6 +173,7 @@ class TDMILoss(nn.Module):
         alpha: weight of the MI objective (paper: 1).
         temperature: softmax temperature of the predictive distributions.
         num_keypoints: K when ``cfg`` is an int.
+        mi_form: "paper" (Eqs. 11-12 as written) or "vsd" (VSD's KL form); see the module docstring.
 
     ``forward(aux, target_heatmaps[B, K, h, w], target_weight[B, K]) -> dict`` with scalar tensors
     ``total, heatmap, mi`` and the parts ``mi_useful_noisy, mi_motion_useful, mi_useful_label,
@@ -178,8 +190,12 @@ class TDMILoss(nn.Module):
         alpha: float = 1.0,
         temperature: float = 1.0,
         num_keypoints: int = NUM_KEYPOINTS,
+        mi_form: str = "paper",
     ) -> None:
         super().__init__()
+        if mi_form not in MI_FORMS:
+            raise ValueError(f"mi_form must be one of {MI_FORMS}, got {mi_form!r}")
+        self.mi_form = mi_form
         channels, k = (cfg.width, cfg.num_keypoints) if isinstance(cfg, ModelConfig) else (int(cfg), num_keypoints)
         if alpha < 0:
             raise ValueError(f"alpha must be >= 0, got {alpha}")
@@ -214,8 +230,16 @@ class TDMILoss(nn.Module):
         positions = float(target_heatmaps.shape[-2] * target_heatmaps.shape[-1])
         useful_noisy = v.shared_information(aux.useful, aux.noisy, "motion").mean()  # Eq. 8 (min)
         motion_useful = v.shared_information(aux.motion, aux.useful, "motion").mean()  # Eq. 9 (max)
-        useful_label = _masked_mean(v.conditional_information(aux.useful, aux.fused, "motion", "fused"), valid)
-        visual_label = _masked_mean(v.conditional_information(aux.visual, aux.fused, "visual", "fused"), valid)
+        if self.mi_form == "paper":
+            useful_label = _masked_mean(
+                -v.cross_entropy(aux.useful, "motion", target_log_probs)
+                - v.shared_information(aux.useful, aux.fused, "motion", "fused"), valid)
+            visual_label = _masked_mean(
+                -v.cross_entropy(aux.visual, "visual", target_log_probs)
+                - v.shared_information(aux.visual, aux.fused, "visual", "fused"), valid)
+        else:
+            useful_label = _masked_mean(v.conditional_information(aux.useful, aux.fused, "motion", "fused"), valid)
+            visual_label = _masked_mean(v.conditional_information(aux.visual, aux.fused, "visual", "fused"), valid)
         # Eq. 13 (with Eqs. 10-12), per heatmap position (see the module docstring on scale).
         useful_noisy, motion_useful = useful_noisy / positions, motion_useful / positions
         useful_label, visual_label = useful_label / positions, visual_label / positions

@@ -1,16 +1,13 @@
 """Predict poses over a PoseTrack split with detector boxes and write official PoseTrack json files.
 
-``python -m tdmi_core.train.predict --weights model_best.pt --annotations <split dir> --image-root <root>
---detections <DCPose-format boxes> --output-dir <dir>`` writes one prediction file per sequence, named like
-its ground-truth file (both evaluation kits pair files by name and frames by position). The writer is
-``tdmi_core.eval.formats.write_posetrack18_predictions``.
+One prediction file per sequence, named like its ground-truth file (both evaluation kits pair files by
+name and frames by position), written by ``tdmi_core.eval.formats.write_posetrack18_predictions``.
+Training validation scores its mAP with these functions; ``tdmi_core.tools.predict`` is the CLI.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import logging
-import sys
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Sequence
@@ -21,7 +18,10 @@ from torch.utils.data import DataLoader
 
 from tdmi_core.data.dataset import PoseTrackWindowDataset, detection_sample_refs, loader_worker_kwargs
 from tdmi_core.data.detections import read_detections
-from tdmi_core.data.posetrack import VideoRecord, read_split
+from tdmi_core.data.posetrack import VideoRecord
+from tdmi_core.eval.formats import PosePrediction, write_posetrack18_predictions
+from tdmi_core.eval.posetrack import evaluate_dirs
+from tdmi_core.geometry import invert_affine, transform_points
 from tdmi_core.models import TDMI, ModelConfig
 
 logger = logging.getLogger(__name__)
@@ -38,6 +38,21 @@ def gt_images(video: VideoRecord) -> list[dict[str, Any]]:
     if "annolist" in data:
         return [{"id": i, "file_name": entry["image"][0]["name"]} for i, entry in enumerate(data["annolist"])]
     return [{"id": img["id"], "file_name": img["file_name"]} for img in data["images"]]
+
+
+def predict_batch_keypoints(model: TDMI, batch: dict[str, Any], codec, device: torch.device, amp: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Run the model on a collated batch; joints in source-image pixels.
+
+    Returns:
+        ``coords[B, K, 2]`` (x, y) image pixels and ``scores[B, K]`` heatmap peaks.
+    """
+    frames = batch["frames"].to(device, non_blocking=True)
+    with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp and device.type == "cuda"):
+        heatmaps = model(frames)
+    coords, scores = codec.decode(heatmaps.float().cpu().numpy())
+    affines = batch["affine"].numpy().astype(np.float64)
+    image_xy = np.stack([transform_points(coords[i].astype(np.float64), invert_affine(affines[i])) for i in range(len(coords))])
+    return image_xy, scores
 
 
 @torch.no_grad()
@@ -60,8 +75,6 @@ def predict_split(
     Returns:
         ``{video_index: [(frame_index, keypoints[K, 3] (x_px, y_px, score), box_score), ...]}``.
     """
-    from tdmi_core.train.trainer import predict_batch_keypoints  # shared decode path with validation
-
     device = torch.device(device)
     refs = detection_sample_refs(videos, detections, labelled_only)
     dataset = PoseTrackWindowDataset(videos, image_root, refs, model_cfg.input_size_hw, model_cfg.heatmap_size_hw,
@@ -82,8 +95,6 @@ def write_predictions(
     videos: Sequence[VideoRecord], predictions: dict[int, list[tuple[int, np.ndarray, float]]], output_dir: str | Path
 ) -> list[Path]:
     """One official PoseTrack18-format json per video, named like its GT file (every GT frame listed)."""
-    from tdmi_core.eval.formats import PosePrediction, write_posetrack18_predictions
-
     output_dir = Path(output_dir)
     written = []
     for v, video in enumerate(videos):
@@ -111,8 +122,6 @@ def evaluate_map(model: TDMI, model_cfg: ModelConfig, cfg, videos: Sequence[Vide
                  output_dir: Path) -> float:
     """Predict the validation split with ``cfg.val_detections``, write the json files to ``output_dir`` and
     score them with ``tdmi_core.eval`` (returns the official total mAP)."""
-    from tdmi_core.eval.posetrack import evaluate_dirs
-
     detections = read_detections(cfg.val_detections, cfg.val_detection_threshold)
     preds = predict_split(model, model_cfg, videos, cfg.val_image_root, detections, cfg.batch_size, device,
                           cfg.num_workers, cfg.amp and device.type == "cuda", True, cfg.box_padding, cfg.sigma)
@@ -121,57 +130,3 @@ def evaluate_map(model: TDMI, model_cfg: ModelConfig, cfg, videos: Sequence[Vide
     result = evaluate_dirs(gt_dir if gt_dir.is_dir() else gt_dir.parent, output_dir, evaluation_kit(videos))
     logger.info("val mAP %.2f (%s kit, %d frames)", result.total, result.kit, result.num_frames)
     return float(result.total)
-
-
-def load_model_for_prediction(weights: str, checkpoint: str | None = None) -> tuple[TDMI, ModelConfig]:
-    """A model from a weights file (``save_weights``) or from a training checkpoint."""
-    if checkpoint:
-        from tdmi_core.models import build_model
-        from tdmi_core.models.configs import model_config_from_dict
-        from tdmi_core.train.checkpoint import load_checkpoint
-
-        state = load_checkpoint(checkpoint)
-        cfg = model_config_from_dict(state["model_config"])
-        model = build_model(cfg)
-        model.load_state_dict(state["model"], strict=True)
-        return model.eval(), cfg
-    from tdmi_core.models.weights import load_weights
-
-    return load_weights(weights)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Console entry point: predict a split and write the PoseTrack json files."""
-    parser = argparse.ArgumentParser(prog="python -m tdmi_core.train.predict", description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--weights", help="model weights file (model_best.pt / model_final.pt)")
-    source.add_argument("--checkpoint", help="training checkpoint (last.pt / best.pt)")
-    parser.add_argument("--annotations", required=True, help="GT split directory (one json per sequence)")
-    parser.add_argument("--image-root", required=True, help="directory the image paths are relative to")
-    parser.add_argument("--detections", required=True, help="DCPose-format person boxes json")
-    parser.add_argument("--output-dir", required=True, help="where the prediction json files go")
-    parser.add_argument("--format", default="auto", choices=("auto", "posetrack17", "posetrack18", "posetrack21"))
-    parser.add_argument("--score-threshold", type=float, default=0.0, help="drop boxes scoring below this")
-    parser.add_argument("--all-frames", action="store_true", help="also predict unlabelled frames")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--num-workers", type=int, default=2)
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    parser.add_argument("--amp", action=argparse.BooleanOptionalAction, default=True, help="fp16 autocast on CUDA")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
-    from tdmi_core.train.ddp import resolve_device
-
-    device = resolve_device(args.device)
-    model, model_cfg = load_model_for_prediction(args.weights, args.checkpoint)
-    videos = read_split(args.annotations, args.image_root, args.format)
-    detections = read_detections(args.detections, args.score_threshold)
-    preds = predict_split(model, model_cfg, videos, args.image_root, detections, args.batch_size, device,
-                          args.num_workers, args.amp, not args.all_frames)
-    written = write_predictions(videos, preds, args.output_dir)
-    logger.info("wrote %d prediction files to %s", len(written), args.output_dir)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -22,7 +22,7 @@ from torch.utils.data.distributed import DistributedSampler
 
 from tdmi_core.data.dataset import PoseTrackWindowDataset, gt_sample_refs, loader_worker_kwargs
 from tdmi_core.data.posetrack import VideoRecord, read_split
-from tdmi_core.geometry import invert_affine, transform_points
+from tdmi_core.eval.pck import PCKCounts, box_normalised_pck_counts
 from tdmi_core.models import TDMI, ModelConfig, build_model, load_model_config
 from tdmi_core.train.checkpoint import (
     CheckpointError,
@@ -33,8 +33,8 @@ from tdmi_core.train.checkpoint import (
 )
 from tdmi_core.train.config import TrainConfig, save_train_config
 from tdmi_core.train.ddp import DistInfo, all_reduce_sum, barrier, init_distributed
-from tdmi_core.train.metrics import PCKCounts, box_normalised_pck_counts
 from tdmi_core.train.plots import plot_training_curves
+from tdmi_core.train.predict import evaluate_map, predict_batch_keypoints
 
 logger = logging.getLogger(__name__)
 
@@ -69,21 +69,6 @@ class TrainStep(nn.Module):
             features = self.model.backbone(frames.flatten(0, 1))
         aux = self.model.temporal_head(features.unflatten(0, (b, t)), return_aux=True)
         return self.loss(aux, heatmaps, weights)
-
-
-def predict_batch_keypoints(model: TDMI, batch: dict[str, Any], codec, device: torch.device, amp: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Run the model on a collated batch; joints in source-image pixels.
-
-    Returns:
-        ``coords[B, K, 2]`` (x, y) image pixels and ``scores[B, K]`` heatmap peaks.
-    """
-    frames = batch["frames"].to(device, non_blocking=True)
-    with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp and device.type == "cuda"):
-        heatmaps = model(frames)
-    coords, scores = codec.decode(heatmaps.float().cpu().numpy())
-    affines = batch["affine"].numpy().astype(np.float64)
-    image_xy = np.stack([transform_points(coords[i].astype(np.float64), invert_affine(affines[i])) for i in range(len(coords))])
-    return image_xy, scores
 
 
 class Trainer:
@@ -310,8 +295,6 @@ class Trainer:
         """PoseTrack mAP with the detector boxes (main rank only), when ``val_detections`` is set."""
         if not self.cfg.val_detections or not self.dist.is_main:
             return {}
-        from tdmi_core.train.predict import evaluate_map
-
         return {"val_map": evaluate_map(self.model, self.model_cfg, self.cfg, self.val_videos, self.device,
                                         self.output_dir / "val_predictions")}
 

@@ -21,7 +21,8 @@ from tdmi_core.data.dataset import (
 from tdmi_core.data.detections import read_detections
 from tdmi_core.data.posetrack import read_posetrack18, read_split
 from tdmi_core.geometry import get_affine, transform_points
-from tdmi_core.skeleton import IMAGENET_MEAN_RGB, IMAGENET_STD_RGB, KEYPOINT_NAMES, POSETRACK_KEYPOINT_NAMES
+from tdmi_core.model_input import IMAGENET_MEAN_RGB, IMAGENET_STD_RGB
+from tdmi_core.skeleton import KEYPOINT_NAMES, POSETRACK_KEYPOINT_NAMES
 
 FIXTURES = Path(__file__).resolve().parents[1] / "data" / "posetrack_train"
 INPUT_HW, HEATMAP_HW = (192, 160), (48, 40)

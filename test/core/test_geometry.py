@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from tdmi_core.geometry import (
     box_to_center_scale,
+    boxes_to_center_scale,
     center_scale_to_box,
     crop_affine_for_box,
     get_affine,
@@ -110,6 +111,31 @@ def test_warp_crop_moves_a_dot_where_the_affine_says() -> None:
     np.testing.assert_allclose(found, transform_points(dot, m), atol=1.0)
     # the region of crop_affine_for_box is the box enlarged by 25 % after the 3:4 fit
     np.testing.assert_allclose(center_scale_to_box(center, scale), [400 - 93.75, 300 - 125, 400 + 93.75, 300 + 125])
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    st.lists(st.tuples(st.floats(-1e4, 1e4, **finite), st.floats(-1e4, 1e4, **finite),
+                       st.floats(0, 1e4, **finite), st.floats(0, 1e4, **finite)), min_size=1, max_size=6),
+    st.sampled_from([0.75, 1.0, 4 / 3, 0.5]),
+    st.floats(0.5, 2.0, **finite),
+)
+def test_boxes_to_center_scale_is_box_to_center_scale_for_many(boxes, aspect, padding) -> None:
+    xyxy = np.array([[x, y, x + w, y + h] for x, y, w, h in boxes])
+    xyxy[0, 2:] = xyxy[0, :2]  # always one degenerate box
+    centers, scales = boxes_to_center_scale(xyxy, aspect, padding)
+    for box, center, scale in zip(xyxy, centers, scales):
+        one_center, one_scale = box_to_center_scale(box, aspect, padding)
+        assert np.array_equal(center, one_center) and np.array_equal(scale, one_scale)  # bit for bit
+
+
+def test_warp_crop_writes_into_a_given_row() -> None:
+    img = np.random.default_rng(0).integers(0, 256, (60, 80, 3), dtype=np.uint8)
+    _, _, m = crop_affine_for_box([10, 5, 50, 55], (32, 24))
+    batch = np.zeros((2, 32, 24, 3), np.uint8)
+    out = warp_crop(img, m, (24, 32), out=batch[1])
+    assert np.shares_memory(out, batch) and np.array_equal(batch[1], warp_crop(img, m, (24, 32)))
+    assert not batch[0].any()
 
 
 def test_get_affine_rejects_bad_sizes() -> None:

@@ -9,8 +9,11 @@ import torch
 
 from tdmi_core.models import build_model, load_model_config
 from tdmi_core.models.weights import save_weights
-from tdmi_core.runtime import TrackedBox, build_estimator, load_runtime_config
-from tdmi_core.runtime.backends import Backend, TorchBackend
+from tdmi_core.runtime.backends import Backend
+from tdmi_core.runtime.backends.torch_backend import TorchBackend
+from tdmi_core.runtime.config import load_runtime_config
+from tdmi_core.runtime.loading import build_estimator
+from tdmi_core.runtime.types import TrackedBox
 from tdmi_core.runtime.backends.onnx_backend import OnnxRuntimeBackend
 from tdmi_core.runtime.estimator import StreamingPoseEstimator
 
@@ -98,7 +101,7 @@ def test_runtime_config_yaml_overrides_and_errors(tmp_path: Path) -> None:
     cfg = load_runtime_config(path, hold_threshold=0.2)
     assert cfg.mode == "exact" and cfg.hold_threshold == 0.2 and cfg.backend == "torch"
     with pytest.raises(ValueError, match="weights"):
-        load_runtime_config({})
+        load_runtime_config({"weights": ""})
     with pytest.raises(ValueError, match="unknown runtime config keys"):
         load_runtime_config({"allow_untrained": True, "modee": "exact"})
     with pytest.raises(ValueError, match="tensorrt"):
@@ -114,13 +117,14 @@ def test_build_estimator_from_weights_file(tmp_path: Path) -> None:
     model = trained_like(cfg)
     weights = tmp_path / "tiny.pt"
     save_weights(model, weights)
-    est = build_estimator(load_runtime_config({"weights": str(weights), "num_threads": 1}))
+    est, description = build_estimator(load_runtime_config({"weights": str(weights), "num_threads": 1}))
+    assert str(weights) in description and "torch-cpu-fp32" in description
     assert est.model_cfg == cfg and est.mode == "streaming"
     img = np.zeros((80, 80, 3), np.uint8)
     est.push(img, [TrackedBox(0, [10, 10, 50, 70])], token="t0")
     (res,) = est.flush()
     assert res.token == "t0" and res.poses[0].keypoints.shape == (17, 3)
-    ort_est = build_estimator(
+    ort_est, _ = build_estimator(
         load_runtime_config({"weights": str(weights), "backend": "onnxruntime", "cache_dir": str(tmp_path / "c")})
     )
     assert ort_est.backend.name.startswith("onnxruntime")

@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from tdmi_core.codec import HeatmapCodec
-from tdmi_core.geometry import transform_points
+from tdmi_core.geometry import transform_points, warp_crop
+from tdmi_core.model_input import pixel_normalization, window_frame_indices
 from tdmi_core.models import build_model, load_model_config
 from tdmi_core.runtime.backends.torch_backend import TorchBackend
-from tdmi_core.runtime.buffers import window_frame_indices
-from tdmi_core.runtime.crops import CropBox, crop_batch, moved_beyond, to_model_input
+from tdmi_core.runtime.crops import CropBatch, CropBox, Normalizer, crop_boxes, moved_beyond
 from tdmi_core.runtime.estimator import StreamingPoseEstimator
 from tdmi_core.runtime.types import FramePoses, TrackedBox
 
@@ -57,22 +57,22 @@ def make_images(n: int, seed: int = 0, hw: tuple[int, int] = (120, 160)) -> list
 
 
 def reference_heatmaps(model, cfg, images, idxs, crop: CropBox) -> torch.Tensor:
-    """Recompute one window from scratch with the monolithic model and one crop box."""
-    crops = crop_batch([images[i] for i in idxs], [crop.matrix] * len(idxs), cfg.input_size_hw)
-    x = to_model_input(crops, torch.device("cpu"), torch.float32)
+    """Recompute one window from scratch with the monolithic model and one crop box, the crops made
+    and normalised as the training dataset makes them (warp_crop, numpy)."""
+    in_h, in_w = cfg.input_size_hw
+    crops = np.stack([warp_crop(images[i], crop.matrix, (in_w, in_h)) for i in idxs])
+    shift, scale = pixel_normalization()
+    x = torch.from_numpy(((crops[..., ::-1].astype(np.float32) - shift) * scale).transpose(0, 3, 1, 2).copy())
     with torch.inference_mode():
         return model(x[None])[0]
 
 
-def test_window_frame_indices_edge_rule() -> None:
-    assert window_frame_indices(5, 2, 0, 10) == [3, 4, 5, 6, 7]
-    assert window_frame_indices(0, 2, 0, 10) == [0, 0, 0, 1, 2]  # missing earlier → key frame
-    assert window_frame_indices(1, 2, 0, 10) == [1, 0, 1, 2, 3]
-    assert window_frame_indices(9, 2, 0, 10) == [7, 8, 9, 10, 10]  # missing later → t+1
-    assert window_frame_indices(10, 2, 0, 10) == [8, 9, 10, 10, 10]  # no t+1 → key frame
-    assert window_frame_indices(0, 2, 0, 0) == [0, 0, 0, 0, 0]
-    with pytest.raises(ValueError):
-        window_frame_indices(11, 2, 0, 10)
+def test_causal_models_are_refused_not_served_with_the_wrong_window(model_and_cfg) -> None:
+    model, cfg = model_and_cfg
+    causal = load_model_config("tdmi_lite", name="tiny_causal", width=8, input_size_hw=(64, 64),
+                               heatmap_size_hw=(16, 16), rdm_hidden=8, window="causal")
+    with pytest.raises(ValueError, match="causal window"):
+        StreamingPoseEstimator(TorchBackend(model), causal)
 
 
 def test_moved_beyond_threshold() -> None:
@@ -81,6 +81,35 @@ def test_moved_beyond_threshold() -> None:
     assert moved_beyond(a, CropBox.from_box(np.array([4.0, 0, 34, 40]), (64, 48), 1.0), 0.1)  # 4/30 > 0.1
     assert moved_beyond(a, CropBox.from_box(np.array([0.0, 0, 36, 48]), (64, 48), 1.0), 0.1)  # grew 20 %
     assert not moved_beyond(a, a, 0.0) and moved_beyond(a, CropBox.from_box(np.array([0.0, 0, 30, 41]), (64, 48), 1.0), 0.0)
+
+
+def test_crop_boxes_equal_one_by_one_and_compute_affines_only_when_used() -> None:
+    boxes = np.array([[0.0, 0, 30, 40], [10.0, 20, 50, 30]])
+    many = crop_boxes(boxes, (64, 48), 1.25)
+    for crop, box in zip(many, boxes):
+        one = CropBox.from_box(box, (64, 48), 1.25)
+        assert crop.key == one.key and "matrix" not in vars(crop)  # lazy
+        np.testing.assert_array_equal(crop.matrix, one.matrix)
+        np.testing.assert_array_equal(crop.inverse, one.inverse)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_crop_batch_and_normalizer_match_the_training_dataset_and_reuse_buffers(channels_last: bool) -> None:
+    images = make_images(3, seed=2)
+    crops = [CropBox.from_box(np.array(b), (64, 64)) for b in ([10.0, 5, 60, 100], [70.0, 0, 150, 119], [0.0, 0, 5, 5])]
+    batch = CropBatch((64, 64))
+    got = batch(images, [c.matrix for c in crops])
+    want = np.stack([warp_crop(img, c.matrix, (64, 64)) for img, c in zip(images, crops)])
+    np.testing.assert_array_equal(got, want)
+    assert np.shares_memory(batch(images[:1], [crops[0].matrix]), got)  # the same buffer again
+    normalize = Normalizer("cpu", channels_last=channels_last)
+    x = normalize(want)
+    shift, scale = pixel_normalization()
+    dataset_formula = ((want[..., ::-1].astype(np.float32) - shift) * scale).transpose(0, 3, 1, 2)
+    np.testing.assert_array_equal(x.numpy(), dataset_formula)  # bit for bit: one rule for training and serving
+    assert x.is_contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    assert normalize(want[:2]).data_ptr() == x.data_ptr()
+    assert Normalizer("cpu", torch.bfloat16)(want).dtype == torch.bfloat16
 
 
 def run_stream(est, images, boxes_per_frame, flush=True):
@@ -115,7 +144,7 @@ def test_streaming_with_held_box_equals_recompute_with_that_box(model_and_cfg) -
         hm_batch = next(heads)
         assert [p.track_id for p in r.poses] == sorted(boxes[r.frame_index])
         for j, pose in enumerate(r.poses):
-            idxs = window_frame_indices(r.frame_index, DELTA, 0, n - 1)
+            idxs = window_frame_indices(r.frame_index, n, DELTA)
             ref = reference_heatmaps(model, cfg, images, idxs, held[pose.track_id])
             torch.testing.assert_close(hm_batch[j], ref, rtol=1e-4, atol=1e-5)
             coords, scores = codec.decode(ref.numpy())
@@ -139,11 +168,11 @@ def test_exact_mode_uses_each_key_frames_box(model_and_cfg) -> None:
     results = run_stream(est, images, boxes)
     for r, hm in zip(results, backend.heads):
         key_crop = CropBox.from_box(boxes[r.frame_index][7], cfg.input_size_hw)
-        ref = reference_heatmaps(model, cfg, images, window_frame_indices(r.frame_index, DELTA, 0, n - 1), key_crop)
+        ref = reference_heatmaps(model, cfg, images, window_frame_indices(r.frame_index, n, DELTA), key_crop)
         torch.testing.assert_close(hm[0], ref, rtol=1e-4, atol=1e-5)
     # boxes move every frame, so every window needs its own crops (distinct frames of its window)
     assert sum(backend.backbone_batches) == sum(
-        len(set(window_frame_indices(t, DELTA, 0, n - 1))) for t in range(n)
+        len(set(window_frame_indices(t, n, DELTA))) for t in range(n)
     )
 
 
@@ -157,7 +186,7 @@ def test_streaming_replaces_held_box_after_a_big_move(model_and_cfg) -> None:
     results = run_stream(est, images, boxes)
     for r, hm in zip(results, backend.heads):
         crop = CropBox.from_box(boxes[r.frame_index][0], cfg.input_size_hw)  # held box = box at the last jump
-        ref = reference_heatmaps(model, cfg, images, window_frame_indices(r.frame_index, DELTA, 0, n - 1), crop)
+        ref = reference_heatmaps(model, cfg, images, window_frame_indices(r.frame_index, n, DELTA), crop)
         torch.testing.assert_close(hm[0], ref, rtol=1e-4, atol=1e-5)
 
 
@@ -205,7 +234,7 @@ def test_naive_mode_recomputes_and_matches(model_and_cfg) -> None:
         for pa, pb in zip(a.poses, b.poses):
             np.testing.assert_allclose(pa.keypoints, pb.keypoints, atol=1e-4)
     assert res[True][1] == 2 * n
-    assert res[False][1] == 2 * sum(len(set(window_frame_indices(t, DELTA, 0, n - 1))) for t in range(n))
+    assert res[False][1] == 2 * sum(len(set(window_frame_indices(t, n, DELTA))) for t in range(n))
 
 
 class PeakBackend:

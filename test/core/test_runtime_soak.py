@@ -6,10 +6,11 @@ import gc
 import numpy as np
 import psutil
 
-from tdmi_core.models import build_model, load_model_config
-from tdmi_core.runtime import StreamingPoseEstimator, TrackedBox
-from tdmi_core.runtime.bench import calibrated_random_model
+from tdmi_core.models import load_model_config
 from tdmi_core.runtime.backends.onnx_backend import OnnxRuntimeBackend
+from tdmi_core.runtime.estimator import StreamingPoseEstimator
+from tdmi_core.runtime.loading import untrained_model
+from tdmi_core.runtime.types import TrackedBox
 
 FRAMES = 10_000
 
@@ -26,7 +27,7 @@ def test_memory_stays_bounded_over_10000_frames(tmp_path) -> None:
     # ONNX Runtime: ~8x less per-call overhead than eager torch on this micro model, so 10k frames take
     # under a minute; the estimator's buffers (the subject here) are the same for every backend.
     # calibrated: a fresh init computes with denormal floats, slow on CPUs
-    backend = OnnxRuntimeBackend(calibrated_random_model(build_model, cfg), cfg, cache_dir=tmp_path, num_threads=1)
+    backend = OnnxRuntimeBackend(untrained_model(cfg), cfg, cache_dir=tmp_path, num_threads=1)
     est = StreamingPoseEstimator(backend, cfg, mode="streaming", hold_threshold=0.1)
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)

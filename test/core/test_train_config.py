@@ -18,7 +18,7 @@ from tdmi_core.train.checkpoint import (
     save_checkpoint,
 )
 from tdmi_core.train.config import TrainConfig, load_train_config, save_train_config
-from tdmi_core.train.metrics import box_normalised_pck, box_normalised_pck_counts
+from tdmi_core.eval.pck import box_normalised_pck, box_normalised_pck_counts
 from tdmi_core.train.plots import plot_training_curves
 
 REPO = Path(__file__).resolve().parents[2]

@@ -136,7 +136,7 @@ def test_cli_yaml_defaults_overrides_and_outputs(tiny_model: str, tmp_path: Path
 
 def test_predict_cli_writes_official_json(tiny_model: str, tmp_path: Path) -> None:
     from tdmi_core.eval.formats import posetrack18_to_annolist
-    from tdmi_core.train.predict import main as predict_main
+    from tdmi_core.tools.predict import main as predict_main
 
     run = tmp_path / "run"
     Trainer(_cfg(tiny_model, run, epochs=1)).fit()

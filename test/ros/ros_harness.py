@@ -119,17 +119,20 @@ def non_loopback_sockets(pids: list[int]) -> list[tuple[int, Any]]:
     return bad
 
 
-def write_pose_params(tmp_path: Path, repo_root: Path, **overrides: Any) -> Path:
-    """config/pose.yaml with test settings for the pose node (tiny random model, fast diagnostics)."""
+def write_pose_params(tmp_path: Path, repo_root: Path, runtime: dict[str, Any] | None = None,
+                      **overrides: Any) -> Path:
+    """config/pose.yaml with test settings for the pose node (tiny untrained model, fast diagnostics).
+
+    ``overrides`` set node parameters, ``runtime`` the fields of its runtime section.
+    """
     import yaml
     from tiny_model import write_tiny_model_yaml
 
     config = yaml.safe_load((repo_root / "config" / "pose.yaml").read_text())
     params = config["tdmi_pose"]["ros__parameters"]
-    params.update(
-        allow_random_weights=True, weights_path="", model_config=str(write_tiny_model_yaml(tmp_path)),
-        num_threads=1, diagnostics_period_s=0.2,
-    )
+    params["runtime"].update(allow_untrained=True, weights="", model=str(write_tiny_model_yaml(tmp_path)), num_threads=1)
+    params["runtime"].update(runtime or {})
+    params.update(diagnostics_period_s=0.2)
     params.update(overrides)
     path = tmp_path / "pose_test.yaml"
     path.write_text(yaml.safe_dump(config))

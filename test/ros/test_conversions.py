@@ -92,9 +92,10 @@ def test_decoded_image_owns_its_memory():
 def test_bad_images_raise_input_error_with_reason(mutate, reason):
     msg = make_image(BGR, "bgr8", pad=4)
     mutate(msg)
-    with pytest.raises(conv.InputError) as info:
-        conv.image_to_bgr(msg)
-    assert info.value.reason == reason
+    for check in (conv.image_to_bgr, conv.check_image):  # the callback's header check finds the same
+        with pytest.raises(conv.InputError) as info:
+            check(msg)
+        assert info.value.reason == reason
 
 
 @settings(max_examples=60, deadline=None)
@@ -107,9 +108,12 @@ def test_arbitrary_image_headers_decode_or_raise_input_error(height, width, step
     msg = Image(height=height, width=width, step=step, encoding=encoding, is_bigendian=bigendian)
     msg.data = bytes(nbytes)
     try:
-        out = conv.image_to_bgr(msg)
+        conv.check_image(msg)
     except conv.InputError:
+        with pytest.raises(conv.InputError):
+            conv.image_to_bgr(msg)
         return
+    out = conv.image_to_bgr(msg)  # a header that passes the check always decodes
     assert out.shape == (height, width, 3) and out.dtype == np.uint8
 
 
@@ -247,6 +251,7 @@ def test_keypoints_outside_image_are_clipped_with_zero_score_and_scores_unit_ran
     np.testing.assert_allclose(out[4], [10, 10, 0])
     np.testing.assert_allclose(out[5:, 2], 0.5)
     assert msg.skeletons[0].score == 1.0
+    assert conv.clip_keypoints_to_image(kps, 64, 48).dtype == np.float32  # the message's type, no float64 copy
 
 
 def test_marker_ids_stay_int32_for_extreme_track_ids():

@@ -1,4 +1,4 @@
-"""tdmi_ros.diagnostics: rates, drops, latency percentiles, levels, and the DiagnosticArray form."""
+"""tdmi_ros.diagnostics: levels and the DiagnosticArray form of the pipeline statistics."""
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -7,35 +7,9 @@ import numpy as np
 import pytest
 from rclpy.serialization import deserialize_message, serialize_message
 
+from tdmi_core.runtime.stats import PipelineStats
 from tdmi_ros import conversions as conv
-from tdmi_ros.diagnostics import OK, WARN, PipelineStats, RateMeter, assess, diagnostics_to_dict, stats_to_diagnostics
-
-
-def test_rate_meter_measures_steady_rate_and_forgets_old_events():
-    meter = RateMeter(window_s=2.0)
-    for i in range(100):
-        meter.tick(i * 0.05)  # 20 Hz
-    assert meter.rate_hz(99 * 0.05) == pytest.approx(20.0, rel=0.05)
-    assert meter.rate_hz(100.0) == 0.0
-
-
-def test_snapshot_counts_drops_latency_and_recent_skips():
-    stats = PipelineStats()
-    for i in range(10):
-        stats.tick("image", now_s=i * 0.1)
-    stats.drop("image_bad_size", 3)
-    stats.drop("compute_behind", 2)
-    stats.set_drops("", {"image_unpaired": 4})
-    for ms in range(1, 101):
-        stats.latency("inference", ms / 1000)
-    stats.queue(1, 2)
-    snap = stats.snapshot(now_s=1.0)
-    assert snap.counts == {"image": 10}
-    assert snap.drops == {"image_bad_size": 3, "compute_behind": 2, "image_unpaired": 4}
-    assert snap.latency_ms["inference"]["p50"] == pytest.approx(50.5)
-    assert snap.latency_ms["inference"]["p99"] == pytest.approx(99.01)
-    assert snap.recent_skips == 2 and stats.snapshot(now_s=1.0).recent_skips == 0
-    assert (snap.queue_depth, snap.queue_capacity) == (1, 2)
+from tdmi_ros.diagnostics import OK, WARN, assess, diagnostics_to_dict, stats_to_diagnostics
 
 
 def test_assess_levels():

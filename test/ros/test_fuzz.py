@@ -39,9 +39,10 @@ BAD_BOXES = [
 
 
 def test_fuzz_1000_malformed_messages_node_survives_and_counts(ros, procs, tmp_path, repo_root):
+    # boxes are read by the worker: no frame may be skipped (deep queue, no age limit) so every bad box is counted
     node = start_pose_node(procs, write_pose_params(
         tmp_path, repo_root, image_qos="reliable", image_qos_depth=500, detections_qos_depth=500,
-        pairing_max_wait_s=0.3, stamp_reset_s=100.0))
+        pairing_max_wait_s=0.3, stamp_reset_s=100.0, queue_depth=500, max_frame_age_s=0.0))
     probe = StreamProbe(ros, image_qos_depth=500)
     probe.wait_ready(node, procs)
     rng = np.random.default_rng(1234)
@@ -147,12 +148,15 @@ def test_fuzz_1000_malformed_messages_node_survives_and_counts(ros, procs, tmp_p
 def test_fuzz_compressed_garbage(ros, procs, tmp_path, repo_root):
     from rclpy.qos import QoSProfile, ReliabilityPolicy
 
+    # compressed images are decoded by the worker, once paired: each garbage image gets detections
     node = start_pose_node(procs, write_pose_params(
-        tmp_path, repo_root, image_transport="compressed", image_qos="reliable", image_qos_depth=300))
+        tmp_path, repo_root, image_transport="compressed", image_qos="reliable", image_qos_depth=300,
+        detections_qos_depth=300, queue_depth=300))
     pub = ros.node.create_publisher(CompressedImage, "image/compressed",
                                     QoSProfile(depth=300, reliability=ReliabilityPolicy.RELIABLE))
-    probe = StreamProbe(ros)
-    ros.spin_until(lambda: bool(probe.diagnostics) and pub.get_subscription_count() > 0 or node.poll() is not None,
+    probe = StreamProbe(ros, image_qos_depth=300)
+    ros.spin_until(lambda: bool(probe.diagnostics) and pub.get_subscription_count() > 0
+                   and probe.det_pub.get_subscription_count() > 0 or node.poll() is not None,
                    60.0, "the compressed pose node")
     rng = np.random.default_rng(7)
     n = 250
@@ -165,6 +169,8 @@ def test_fuzz_compressed_garbage(ros, procs, tmp_path, repo_root):
             payload = b"\x89PNG\r\n\x1a\n" + payload
         msg.data = payload
         pub.publish(msg)
+        probe.det_pub.publish(boxes_to_detection_msg(np.array([[10.0, 10.0, 30.0, 40.0]]), np.array([0.9]),
+                                                     msg.header))
         if k % 25 == 0:
             ros.spin_for(0.01)
     ros.spin_for(1.0)

@@ -186,7 +186,7 @@ def test_tdmi_pose_launcher_forwards_sigint_and_reports_failures(procs, tmp_path
         if launcher.poll() is None:
             launcher.kill()
 
-    bad = write_pose_params(tmp_path, repo_root, allow_random_weights=False, weights_path="missing.pt")
+    bad = write_pose_params(tmp_path, repo_root, runtime={"allow_untrained": False, "weights": "missing.pt"})
     failing = _launcher(bad, log=log, cwd=repo_root, env=procs.env)
     try:
         assert failing.wait(60) != 0

@@ -101,9 +101,10 @@ def test_bound_terms_follow_the_parameters():
     assert defaults["total"] == sum(v for k, v in defaults.items() if k != "total")
     assert defaults["annotated_output"] == 0
     pixels = PoseNodeConfig().max_image_pixels
-    # every decoded frame the node can hold at once: pairing + queue + worker + window
-    frames = (30 + 1) + (2 + 1) + (2 * 2 + 1)
-    assert defaults["pairing"] + defaults["inference_queue"] + defaults["temporal_window"] == 3 * pixels * frames
+    # messages wait undecoded (pairing, queue + the worker's), the temporal window holds decoded frames
+    assert defaults["pairing"] + defaults["inference_queue"] == 8 * pixels * ((30 + 1) + (2 + 1))
+    assert defaults["temporal_window"] == 3 * pixels * (2 * 2 + 1)
+    assert image_path_bound_bytes(PoseNodeConfig(), message_bytes_per_pixel=3)["pairing"] == 3 * pixels * 31
     annotated = image_path_bound_bytes(PoseNodeConfig(publish_annotated_image=True))
     assert annotated["total"] - defaults["total"] == 3 * pixels * (10 + 3)
     half = image_path_bound_bytes(PoseNodeConfig(max_image_pixels=pixels // 2))

@@ -75,18 +75,18 @@ def test_detector_silence_warns_and_recovers(ros, procs, tmp_path, repo_root):
 
 
 def test_missing_weights_exit_nonzero_with_clear_error(procs, tmp_path, repo_root):
-    params = write_pose_params(tmp_path, repo_root, allow_random_weights=False,
-                               weights_path=str(tmp_path / "nothing_here.pt"))
+    params = write_pose_params(tmp_path, repo_root, runtime={"allow_untrained": False,
+                                                             "weights": str(tmp_path / "nothing_here.pt")})
     node = start_pose_node(procs, params)
     assert node.wait(60) != 0
     log = procs.log_text(node)
-    assert "no trained weights" in log and "allow_random_weights" in log
+    assert "no trained weights" in log and "runtime.allow_untrained" in log
 
 
 def test_corrupt_weights_exit_nonzero_with_clear_error(procs, tmp_path, repo_root):
     bad = tmp_path / "corrupt.pt"
     bad.write_bytes(b"PK\x03\x04 definitely not a checkpoint" * 100)
-    node = start_pose_node(procs, write_pose_params(tmp_path, repo_root, weights_path=str(bad)))
+    node = start_pose_node(procs, write_pose_params(tmp_path, repo_root, runtime={"weights": str(bad)}))
     assert node.wait(60) != 0
     log = procs.log_text(node)
     assert "cannot load weights" in log and str(bad) in log
@@ -95,7 +95,8 @@ def test_corrupt_weights_exit_nonzero_with_clear_error(procs, tmp_path, repo_roo
 @pytest.mark.parametrize(("override", "message"), [
     ({"queue_depth": 0}, "queue_depth must be >= 1"),
     ({"pairing_slop_s": 0}, "pairing_slop_s"),  # an int where a float is declared: rclpy refuses it
-    ({"backend": "tensorrt", "device": "cpu"}, "tensorrt"),
+    ({"runtime": {"backend": "tensorrt", "device": "cpu"}}, "tensorrt"),
+    ({"runtime": {"mode": "fast"}}, "runtime mode"),
 ])
 def test_bad_parameter_exits_nonzero(procs, tmp_path, repo_root, override, message):
     node = start_pose_node(procs, write_pose_params(tmp_path, repo_root, **override))

@@ -1,4 +1,4 @@
-"""Pure training-time metrics (the official PoseTrack mAP lives in ``tdmi_core.eval``).
+"""Box-normalised PCK: the quick metric of training validation and distillation (the official mAP is ``posetrack``).
 
 PCK@thr normalised by the person box (mmpose's ``bbox`` normalisation): a labelled joint is correct
 when its prediction lies within ``thr * max(box_w, box_h)`` of the ground truth.

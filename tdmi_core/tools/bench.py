@@ -31,14 +31,24 @@ from typing import Any
 import numpy as np
 import torch
 
+from tdmi_core.runtime.backends import build_backend, unavailable_reason
+from tdmi_core.runtime.config import RuntimeConfig
 from tdmi_core.runtime.estimator import StreamingPoseEstimator
+from tdmi_core.runtime.loading import load_model
 from tdmi_core.runtime.types import TrackedBox
 
 _logger = logging.getLogger(__name__)
 
 __all__ = ["main", "run_benchmark", "BenchResult", "available_backends"]
 
-BACKEND_CHOICES: tuple[str, ...] = ("torch", "torch-bf16", "onnxruntime", "torch-cuda-fp16", "tensorrt")
+# The benchmark's cells: a name -> the runtime settings it measures (built by the runtime's backend table).
+BENCH_BACKENDS: dict[str, dict[str, str]] = {
+    "torch": {"backend": "torch"},
+    "torch-bf16": {"backend": "torch", "precision": "bf16"},
+    "onnxruntime": {"backend": "onnxruntime"},
+    "torch-cuda-fp16": {"backend": "torch", "device": "cuda", "precision": "fp16"},
+    "tensorrt": {"backend": "tensorrt", "device": "cuda", "precision": "fp16"},
+}
 
 
 @dataclass
@@ -70,78 +80,23 @@ def _cpu_supports_bf16() -> bool:
 
 
 def available_backends() -> list[str]:
-    """Backends that can run here (CUDA ones only with a GPU, TensorRT only with torch_tensorrt)."""
-    import importlib.util
-
-    out = ["torch"]
-    if _cpu_supports_bf16():
-        out.append("torch-bf16")
-    if importlib.util.find_spec("onnxruntime") is not None:
-        out.append("onnxruntime")
-    if torch.cuda.is_available():
-        out.append("torch-cuda-fp16")
-        if importlib.util.find_spec("torch_tensorrt") is not None:
-            out.append("tensorrt")
-    return out
+    """Benchmark cells that can run here (CUDA ones only with a GPU, bf16 on CPU only with native support)."""
+    return [
+        name for name, settings in BENCH_BACKENDS.items()
+        if unavailable_reason(settings["backend"], settings.get("device", "cpu")) is None
+        and (settings.get("precision") != "bf16" or settings.get("device", "cpu") != "cpu" or _cpu_supports_bf16())
+    ]
 
 
 def _make_backend(name: str, model_name: str, cache_dir: Path, threads: int | None, max_batch: int) -> tuple[Any, Any]:
-    from tdmi_core.models import build_model, load_model_config
-
-    cfg = load_model_config(model_name)
-    model = calibrated_random_model(build_model, cfg)
-    if name == "torch":
-        from tdmi_core.runtime.backends.torch_backend import TorchBackend
-
-        return TorchBackend(model, "cpu", "fp32"), cfg
-    if name == "torch-bf16":
-        from tdmi_core.runtime.backends.torch_backend import TorchBackend
-
-        return TorchBackend(model, "cpu", "bf16"), cfg
-    if name == "onnxruntime":
-        from tdmi_core.runtime.backends.onnx_backend import OnnxRuntimeBackend
-
-        return OnnxRuntimeBackend(model, cfg, cache_dir=cache_dir / "onnx", num_threads=threads), cfg
-    if name == "torch-cuda-fp16":
-        from tdmi_core.runtime.backends.torch_backend import TorchBackend
-
-        return TorchBackend(model, "cuda", "fp16"), cfg
-    if name == "tensorrt":
-        from tdmi_core.runtime.backends.tensorrt_backend import TensorRTBackend
-
-        return TensorRTBackend(model, cfg, precision="fp16", batch_range=(1, 5, max_batch), cache_dir=cache_dir / "engines"), cfg
-    raise ValueError(f"unknown backend {name!r}; choose from {BACKEND_CHOICES}")
-
-
-def calibrate_batchnorm(module: torch.nn.Module, inputs: torch.Tensor) -> torch.Tensor:
-    """Set every BatchNorm's running statistics to those of ``module(inputs)`` (then eval mode)."""
-    bns = [m for m in module.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    for bn in bns:
-        bn.reset_running_stats()
-        bn.momentum = None  # cumulative average over this one pass
-        bn.train()
-    with torch.no_grad():
-        out = module(inputs)
-    for bn in bns:
-        bn.eval()
-    return out
-
-
-def calibrated_random_model(build_model: Any, cfg: Any, seed: int = 0) -> torch.nn.Module:
-    """An untrained model whose activations have trained-like magnitudes.
-
-    A freshly initialised HRNet (conv weights ~N(0, 0.001)) shrinks activations layer after layer
-    until they are denormal floats, which CPUs process many times slower than normal ones, so
-    timing a fresh model misstates the cost of a trained one (measured here: HRNet-W48 0.43 s vs
-    0.30 s per crop with ONNX Runtime). Setting BatchNorm statistics from one pass over random
-    inputs keeps every activation O(1), as in a trained network; the cost of the maths is the same.
-    """
-    torch.manual_seed(seed)
-    model = build_model(cfg).eval()
-    h, w = cfg.input_size_hw
-    feats = calibrate_batchnorm(model.backbone, torch.rand(2 * cfg.num_frames, 3, h, w) * 4 - 2)
-    calibrate_batchnorm(model.temporal_head, feats.reshape(2, cfg.num_frames, *feats.shape[1:]))
-    return model.eval()
+    """An untrained (BatchNorm-calibrated) model of ``model_name`` on the backend of cell ``name``."""
+    if name not in BENCH_BACKENDS:
+        raise ValueError(f"unknown backend {name!r}; choose from {tuple(BENCH_BACKENDS)}")
+    cfg = RuntimeConfig(model=model_name, weights="", allow_untrained=True, cache_dir=str(cache_dir),
+                        num_threads=threads or 0, opt_batch=min(5, max_batch), max_batch=max_batch,
+                        **BENCH_BACKENDS[name])
+    model, model_cfg, _ = load_model(cfg)
+    return build_backend(cfg, model, model_cfg), model_cfg
 
 
 class _Stream:
@@ -349,7 +304,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="tdmi_w48_384x288", help="model config name or YAML (the paper config by default)")
     p.add_argument("--persons", type=int, nargs="+", default=[1, 3, 5, 10], help="person counts to measure")
     p.add_argument(
-        "--backends", nargs="+", default=None, choices=BACKEND_CHOICES, help="backends (default: all available here)"
+        "--backends", nargs="+", default=None, choices=tuple(BENCH_BACKENDS), help="backends (default: all available here)"
     )
     p.add_argument("--frames", type=int, default=None, help="timed frames per cell (default: 3 for W48 models, else 20)")
     p.add_argument("--image-size", type=int, nargs=2, default=(720, 1280), metavar=("H", "W"), help="frame size")

@@ -3,18 +3,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from tdmi_core.models import build_model, load_model_config
-from tdmi_core.runtime.backends import TorchBackend
-from tdmi_core.runtime.bench import calibrated_random_model
-from tdmi_core.runtime.compare_modes import compare_modes
+from tdmi_core.models import load_model_config
+from tdmi_core.runtime.backends.torch_backend import TorchBackend
+from tdmi_core.runtime.loading import untrained_model
 from tdmi_core.runtime.types import TrackedBox
+from tdmi_core.tools.compare_modes import compare_modes
 
 
 def test_compare_modes_zero_threshold_is_exact_and_holding_saves_crops() -> None:
     cfg = load_model_config(
         "tdmi_lite", name="cmp_tiny", width=8, input_size_hw=(64, 64), heatmap_size_hw=(16, 16), rdm_hidden=8
     )
-    backend = TorchBackend(calibrated_random_model(build_model, cfg))
+    backend = TorchBackend(untrained_model(cfg))
     rng = np.random.default_rng(0)
     frames = [rng.integers(0, 256, (96, 128, 3), dtype=np.uint8) for _ in range(8)]
     base = np.array([30.0, 10, 70, 90])

@@ -7,7 +7,7 @@ keypoints in image pixels and normalised by the person box height, the fraction 
 held box differs from the key frame's own box, how often held boxes are replaced, and the backbone
 crops per frame of each mode.
 
-    python -m tdmi_core.runtime.compare_modes --video VIDEO --weights W.pt [--frames 200] [--hold-thresholds 0.05 0.1]
+    python -m tdmi_core.tools.compare_modes --video VIDEO --config config/pose.yaml [--frames 200] [--hold-thresholds 0.05 0.1]
 """
 from __future__ import annotations
 
@@ -20,23 +20,18 @@ from typing import Any
 
 import numpy as np
 
+from tdmi_core.detection import make_detector
+from tdmi_core.runtime.backends import build_backend
+from tdmi_core.runtime.config import load_runtime_config
 from tdmi_core.runtime.estimator import StreamingPoseEstimator
+from tdmi_core.runtime.loading import load_model
 from tdmi_core.runtime.types import FramePoses, TrackedBox
+from tdmi_core.tools.frames import read_frames
 from tdmi_core.tracking import IouTracker
 
 _logger = logging.getLogger(__name__)
 
 __all__ = ["compare_modes", "main"]
-
-
-def _detector(name: str, **movenet: Any) -> Any:
-    from tdmi_core import detection
-
-    if name == "movenet":
-        return detection.MoveNetDetector(**movenet)
-    if name == "hog":
-        return detection.HogPersonDetector()
-    raise ValueError(f"detector must be 'movenet' or 'hog', got {name!r}")
 
 
 def compare_modes(
@@ -119,37 +114,18 @@ def compare_modes(
     }
 
 
-def _read_video(path: Path, max_frames: int | None, start: int = 0) -> list[np.ndarray]:
-    import cv2
-
-    cap = cv2.VideoCapture(str(path))
-    if not cap.isOpened():
-        raise FileNotFoundError(f"cannot open video {path}")
-    for _ in range(start):
-        if not cap.grab():
-            break
-    frames = []
-    while max_frames is None or len(frames) < max_frames:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(frame)
-    cap.release()
-    if not frames:
-        raise ValueError(f"{path}: no frames could be read")
-    return frames
-
-
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: ``python -m tdmi_core.runtime.compare_modes``."""
+    """Entry point: ``python -m tdmi_core.tools.compare_modes``."""
     p = argparse.ArgumentParser(
         description="Keypoint difference between exact and streaming mode on a video.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--video", type=Path, required=True)
-    p.add_argument("--weights", default=None, help="TDMI weights file (without it: untrained model, numbers are only a smoke test)")
-    p.add_argument("--model", default="tdmi_lite", help="model config when no weights are given")
-    p.add_argument("--backend", default="torch", choices=("torch", "onnxruntime"))
+    p.add_argument("--config", default=None,
+                   help="runtime settings: a YAML with a runtime section (e.g. config/pose.yaml); flags below override it")
+    p.add_argument("--weights", default=None, help="TDMI weights file (default: the config's)")
+    p.add_argument("--model", default=None, help="model config (used without weights)")
+    p.add_argument("--backend", default=None, choices=("torch", "onnxruntime"))
     p.add_argument("--detector", default="movenet", choices=("movenet", "hog"))
     p.add_argument("--frames", type=int, default=200)
     p.add_argument("--start", type=int, default=0, help="first frame index")
@@ -158,21 +134,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--movenet-tiles", type=int, default=1, help="MoveNet side-by-side tiles")
     p.add_argument("--hold-thresholds", type=float, nargs="+", default=[0.1], help="streaming thresholds to compare")
     p.add_argument("--min-score", type=float, default=0.0, help="count keypoints with exact-mode score >= this")
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: the config's)")
     p.add_argument("--out", type=Path, default=Path("compare-modes.json"))
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
-    from tdmi_core.runtime.config import build_backend, load_runtime_config, _load_model
-
-    rcfg = load_runtime_config(
-        {"model": args.model, "weights": args.weights, "allow_untrained": args.weights is None,
-         "backend": args.backend, "num_threads": args.threads}
-    )
-    model, model_cfg = _load_model(rcfg)
+    overrides = {"weights": args.weights, "model": args.model, "backend": args.backend, "num_threads": args.threads}
+    rcfg = load_runtime_config(args.config, **{k: v for k, v in overrides.items() if v is not None})
+    model, model_cfg, _ = load_model(rcfg)
     backend = build_backend(rcfg, model, model_cfg)
-    frames = _read_video(args.video, args.frames, args.start)
-    detector = _detector(args.detector) if args.detector == "hog" else _detector(
+    frames = list(read_frames(args.video, args.start, args.frames))
+    if not frames:
+        raise ValueError(f"{args.video}: no frames could be read")
+    detector = make_detector(args.detector) if args.detector == "hog" else make_detector(
         "movenet", long_side_px=args.movenet_long_side, score_threshold=args.movenet_score, tiles=args.movenet_tiles
     )
     tracker = IouTracker()
@@ -182,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         ids = tracker.update(det.boxes_xyxy, det.scores)
         tracks_per_frame.append([TrackedBox(int(t), b, float(s)) for t, b, s in zip(ids, det.boxes_xyxy, det.scores)])
     report = {
-        "video": args.video.name, "weights": Path(args.weights).name if args.weights else None,
+        "video": args.video.name, "weights": Path(rcfg.weights).name if rcfg.weights else None,
         "model": model_cfg.name, "detector": args.detector, "backend": backend.name,
         "start_frame": args.start, "movenet": [args.movenet_long_side, args.movenet_score, args.movenet_tiles],
         "runs": [

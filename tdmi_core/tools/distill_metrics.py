@@ -1,6 +1,6 @@
 """Held-out metrics of the distilled student vs its single-frame baseline: PCK vs the teacher, and jitter.
 
-``python -m tdmi_core.eval.distill_metrics -c config/train/distill_lite.yaml`` runs each model as the
+``python -m tdmi_core.tools.distill_metrics -c config/train/distill_lite.yaml`` runs each model as the
 runtime does (:class:`tdmi_core.runtime.StreamingPoseEstimator`, torch backend, fp32 CPU) on the
 held-out videos, with the teacher's tracks and boxes as the person input, and writes
 ``docs/distill-metrics.json`` plus a markdown table into the model card (between
@@ -9,7 +9,7 @@ held-out videos, with the teacher's tracks and boxes as the person input, and wr
 Metrics (pure functions below, tested on hand-made arrays):
 
 * **PCK@0.2 vs the teacher**: a teacher-visible joint is correct when the model's joint lies within
-  0.2 x the longer side of the teacher's person box (:func:`tdmi_core.train.metrics.box_normalised_pck_counts`).
+  0.2 x the longer side of the teacher's person box (:func:`tdmi_core.eval.pck.box_normalised_pck_counts`).
   A person the model returns no pose for counts all its joints as wrong.
 * **Temporal jitter**: mean over tracks, joints and frames t of ``||x_{t+1} - 2 x_t + x_{t-1}||``
   divided by the longer side of the teacher box at t, over triples of consecutive frames where the
@@ -32,7 +32,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from tdmi_core.train.metrics import PCKCounts, box_normalised_pck_counts
+from tdmi_core.eval.pck import PCKCounts, box_normalised_pck_counts
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ def predict_video(estimator: Any, video: Any, image_root: str | Path) -> dict[tu
     """
     import cv2
 
-    from tdmi_core.runtime import TrackedBox
+    from tdmi_core.runtime.types import TrackedBox
 
     estimator.reset()
     out: dict[tuple[int, int], np.ndarray] = {}
@@ -269,7 +269,7 @@ def evaluate(cfg: Any, thresholds: Sequence[float] = (0.2, 0.1)) -> dict[str, An
 
     from tdmi_core.data.posetrack import read_split
     from tdmi_core.models.weights import load_weights
-    from tdmi_core.runtime import StreamingPoseEstimator
+    from tdmi_core.runtime.estimator import StreamingPoseEstimator
     from tdmi_core.runtime.backends.torch_backend import TorchBackend
     from tdmi_core.train.distill import as_single_frame_model
 
@@ -313,7 +313,7 @@ def evaluate(cfg: Any, thresholds: Sequence[float] = (0.2, 0.1)) -> dict[str, An
 def main(argv: Sequence[str] | None = None) -> int:
     from tdmi_core.train.distill import load_distill_config, parse_overrides
 
-    parser = argparse.ArgumentParser(prog="python -m tdmi_core.eval.distill_metrics",
+    parser = argparse.ArgumentParser(prog="python -m tdmi_core.tools.distill_metrics",
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter,
                                      description="Held-out PCK vs teacher and jitter of the distilled student and baseline.")
     parser.add_argument("-c", "--config", default="config/train/distill_lite.yaml", help="DistillConfig YAML")

@@ -8,7 +8,7 @@ import torch
 
 from tdmi_core.models import load_model_config
 from tdmi_core.models.configs import save_model_config
-from tdmi_core.runtime.bench import main, run_benchmark
+from tdmi_core.tools.bench import main, run_benchmark
 
 
 def test_bench_writes_table_json_and_plot(tmp_path: Path, capsys) -> None:
@@ -51,9 +51,8 @@ def test_reuse_speedup_when_the_backbone_dominates(tmp_path: Path) -> None:
 
 
 def _w32_small(cache_dir: Path):
-    from tdmi_core.models import build_model
     from tdmi_core.runtime.backends.onnx_backend import OnnxRuntimeBackend
-    from tdmi_core.runtime.bench import calibrated_random_model
+    from tdmi_core.runtime.loading import untrained_model
 
     cfg = load_model_config("tdmi_w32_256x192", name="w32_128x96", input_size_hw=(128, 96), heatmap_size_hw=(32, 24))
-    return OnnxRuntimeBackend(calibrated_random_model(build_model, cfg), cfg, cache_dir, num_threads=1), cfg
+    return OnnxRuntimeBackend(untrained_model(cfg), cfg, cache_dir, num_threads=1), cfg
