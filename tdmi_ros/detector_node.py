@@ -30,7 +30,7 @@ from tdmi_core.runtime.worker import SKIP_REASON, DroppedFrame, FrameWorker
 from tdmi_ros import conversions as conv
 from tdmi_ros.qos import image_qos
 from tdmi_ros.safety import CallbackGuard, NodeLog
-from tdmi_ros.shutdown import StopRequest, ros_context, run_program, spin_until_stopped
+from tdmi_ros.shutdown import run_node, run_program, spin_until_stopped
 
 NODE_NAME = "tdmi_detector"
 
@@ -122,24 +122,11 @@ class DetectorNode(Node):
 
 def main(argv: list[str] | None = None) -> int:
     """Run the detector until SIGINT/SIGTERM (exit 0); exit 2 if it cannot start."""
-    return run_program(lambda stop: _run(list(sys.argv if argv is None else argv), stop))
-
-
-def _run(argv: list[str], stop: StopRequest) -> int:
-    if stop.requested:
-        return 0
-    with ros_context(argv):
-        try:
-            node = DetectorNode()
-        except (ValueError, FileNotFoundError, RuntimeError, ImportError, ParameterException) as e:
-            rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start the detector: {e}")
-            return 2
-        try:
-            spin_until_stopped(node, stop)
-        finally:
-            node.stop()  # joins the worker: no thread may be inside ONNX Runtime when the process exits
-            node.destroy_node()
-    return 0
+    return run_program(lambda stop: run_node(
+        list(sys.argv if argv is None else argv), stop, NODE_NAME, DetectorNode, lambda node: spin_until_stopped(node, stop),
+        start_errors=(ValueError, FileNotFoundError, RuntimeError, ImportError, ParameterException),
+        cleanup=DetectorNode.stop,  # joins the worker: no thread may be inside ONNX Runtime when the process exits
+    ))
 
 
 if __name__ == "__main__":

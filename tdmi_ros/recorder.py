@@ -25,7 +25,7 @@ from rclpy.utilities import remove_ros_args
 
 from tdmi_ros.conversions import stamp_to_ns
 from tdmi_ros.safety import CallbackGuard, NodeLog
-from tdmi_ros.shutdown import StopRequest, ros_context, run_program, spin_until_stopped
+from tdmi_ros.shutdown import StopRequest, run_node, run_program, spin_until_stopped
 
 
 def skeleton_array_to_record(msg: Any, received_ns: int) -> dict[str, Any]:
@@ -82,21 +82,20 @@ def _run(argv: list[str], stop: StopRequest) -> int:
     parser.add_argument("--duration-s", type=float, default=0.0, help="stop after this long (0 = no limit)")
     args = parser.parse_args(remove_ros_args(argv)[1:])
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    if stop.requested:
-        return 0
-    with ros_context(argv), open(args.output, "w") as out:
-        node = rclpy.create_node("tdmi_recorder")
+    return run_node(argv, stop, "tdmi_recorder", lambda: rclpy.create_node("tdmi_recorder"),
+                    lambda node: _record(node, args, stop))
+
+
+def _record(node: Any, args: argparse.Namespace, stop: StopRequest) -> None:
+    """Write every message to ``args.output`` until the limits or a stop."""
+    deadline = time.monotonic() + args.duration_s if args.duration_s > 0 else float("inf")
+    with open(args.output, "w") as out:
         recorder = PoseRecorder(node, args.topic, out)
-        deadline = time.monotonic() + args.duration_s if args.duration_s > 0 else float("inf")
 
         def done() -> bool:
             return bool(args.max_messages and recorder.count >= args.max_messages) or time.monotonic() > deadline
 
-        try:
-            spin_until_stopped(node, stop, done)
-        finally:
-            node.destroy_node()
-    return 0
+        spin_until_stopped(node, stop, done)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ The moments before Python runs our first line cannot be handled from inside the 
 Usage, in a program's ``main``::
 
     def main(argv=None) -> int:
-        return run_program(lambda stop: _run(argv, stop))
+        return run_program(lambda stop: run_node(argv, stop, "my_node", MyNode, lambda node: spin_until_stopped(node, stop)))
 """
 from __future__ import annotations
 
@@ -26,9 +26,10 @@ import signal
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+NodeT = TypeVar("NodeT")
 SPIN_SLICE_S = 0.1  # how long a signal may wait for the spinning thread to look at it
 
 
@@ -107,6 +108,32 @@ def ros_context(argv: list[str]) -> Iterator[Any]:
 
     with rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO) as context:
         yield context
+
+
+def run_node(argv: list[str], stop: StopRequest, name: str, make_node: Callable[[], NodeT],
+             work: Callable[[NodeT], int | None], start_errors: tuple[type[BaseException], ...] = (),
+             cleanup: Callable[[NodeT], None] | None = None) -> int:
+    """The body of a plain node's program: create node ``name`` in a ROS context, run ``work(node)``.
+
+    An error of ``start_errors`` while creating the node is logged FATAL and exits 2; ``cleanup``
+    (e.g. joining a worker thread) and ``destroy_node`` always run. Returns ``work``'s code (None: 0).
+    """
+    if stop.requested:
+        return 0
+    with ros_context(argv):
+        try:
+            node = make_node()
+        except start_errors as e:
+            import rclpy.logging
+
+            rclpy.logging.get_logger(name).fatal(f"cannot start {name}: {e}")
+            return 2
+        try:
+            return work(node) or 0
+        finally:
+            if cleanup is not None:
+                cleanup(node)
+            node.destroy_node()
 
 
 def spin_until_stopped(node: Any, stop: StopRequest, done: Callable[[], bool] | None = None,

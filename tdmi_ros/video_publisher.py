@@ -28,7 +28,7 @@ from rclpy.node import Node
 
 from tdmi_ros import conversions as conv
 from tdmi_ros.qos import image_qos
-from tdmi_ros.shutdown import StopRequest, ros_context, run_program
+from tdmi_ros.shutdown import StopRequest, run_node, run_program
 
 NODE_NAME = "tdmi_video_publisher"
 
@@ -144,31 +144,18 @@ class VideoPublisher(Node):
             self.published += 1
         self.get_logger().info(f"published {self.published} frames")
         self.capture.release()
+        if not stop.requested:
+            stop.wait(0.5)  # let reliable writers deliver the last frames before the participant goes
         return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     """Publish until the source ends or SIGINT/SIGTERM (exit 0); exit 2 on bad settings."""
-    return run_program(lambda stop: _run(list(sys.argv if argv is None else argv), stop))
-
-
-def _run(argv: list[str], stop: StopRequest) -> int:
-    if stop.requested:
-        return 0
-    with ros_context(argv):
-        try:
-            node = VideoPublisher()
-        except (ValueError, FileNotFoundError, RuntimeError, ParameterException) as e:
-            rclpy.logging.get_logger(NODE_NAME).fatal(str(e))
-            return 2
-        try:
-            code = node.run(stop)
-            if not stop.requested:
-                stop.wait(0.5)  # let reliable writers deliver the last frames before the participant goes
-        finally:
-            node.capture.release()
-            node.destroy_node()
-    return code
+    return run_program(lambda stop: run_node(
+        list(sys.argv if argv is None else argv), stop, NODE_NAME, VideoPublisher, lambda node: node.run(stop),
+        start_errors=(ValueError, FileNotFoundError, RuntimeError, ParameterException),
+        cleanup=lambda node: node.capture.release(),
+    ))
 
 
 if __name__ == "__main__":
