@@ -112,8 +112,10 @@ class DetectorNode(Node):
         self.log.warning(f"drop:{reason}", f"skipping image ({reason}): {message}")
 
     def stop(self) -> None:
-        """Stop the worker and log what happened."""
+        """Stop the worker, free the detector and log what happened."""
         self.worker.stop(5.0)
+        # release the ONNX Runtime session now, not during interpreter finalization
+        self.detector = None
         drops = self.stats.drops()
         self.get_logger().info(
             f"detector: {self.stats.counts()}, skipped while busy {drops.pop(SKIP_REASON, 0)}, dropped {drops}"

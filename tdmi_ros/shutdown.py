@@ -22,6 +22,7 @@ Usage, in a program's ``main``::
 """
 from __future__ import annotations
 
+import faulthandler
 import signal
 import threading
 from collections.abc import Callable, Iterator
@@ -89,6 +90,7 @@ def run_program(body: Callable[[StopRequest], int]) -> int:
     the signals are ignored: Python resets its handlers while it finalizes, and a late SIGTERM
     must not turn a clean exit into death by signal (SIGKILL still ends a hung exit).
     """
+    faulthandler.enable()  # a crash inside C code still prints every thread's Python stack
     stop = StopRequest()
     for sig in STOP_SIGNALS:
         signal.signal(sig, stop._on_signal)

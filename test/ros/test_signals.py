@@ -35,7 +35,7 @@ CONCURRENT = 4  # runs at once: most of a run is waiting for its moment
 # signals race start-up and the rest land in steady running
 WINDOW_S = {"pose_node": 5.0, "detector": 4.0, "video_publisher": 2.5, "recorder": 2.0, "launcher": 6.0}
 SIGTERM_BIT = 1 << (signal.SIGTERM - 1)
-BAD_OUTPUT = ("Traceback", "terminate called", "KeyboardInterrupt", "RCLError", "Segmentation fault")
+BAD_OUTPUT = ("Traceback", "terminate called", "KeyboardInterrupt", "RCLError", "Segmentation fault", "Fatal Python error")
 
 
 @dataclass(frozen=True)
