@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--video", type=Path, default=DEFAULT_VIDEO, help="video file with people")
     parser.add_argument("--out", type=Path, default=Path("outputs/demo"), help="output folder")
     parser.add_argument("--config", type=Path, default=REPO_ROOT / "config" / "pose.yaml", help="node parameters")
-    parser.add_argument("--weights", type=Path, default=REPO_ROOT / "weights" / "tdmi_lite.pt", help="TDMI weights")
+    parser.add_argument("--weights", type=Path, default=REPO_ROOT / "weights" / "tdmi_movenet.pt", help="TDMI weights")
     parser.add_argument("--rate-hz", type=float, default=8.0,
                         help="publish rate; the real camera rate of the clip is higher than a 2-core CPU keeps up with")
     parser.add_argument("--max-frames", type=int, default=0, help="stop after this many frames (0 = whole video)")

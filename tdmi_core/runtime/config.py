@@ -37,17 +37,17 @@ def default_cache_dir() -> Path:
 class RuntimeConfig:
     """How to run a TDMI model on a stream (see each field's ``metadata["help"]``)."""
 
-    model: str = field(default="tdmi_lite", metadata=_help(
-        "Model config name (e.g. tdmi_lite) or YAML file; used only without weights (a weights file carries its "
+    model: str = field(default="tdmi_movenet", metadata=_help(
+        "Model config name (e.g. tdmi_movenet) or YAML file; used only without weights (a weights file carries its "
         "config)."))
-    weights: str = field(default="weights/tdmi_lite.pt", metadata=_help(
+    weights: str = field(default="weights/tdmi_movenet.pt", metadata=_help(
         "TDMI weights file (relative to the working directory); \"\" for none."))
     allow_untrained: bool = field(default=False, metadata=_help(
         "Testing and benchmarks only: run an untrained model (random weights, BatchNorm calibrated) when weights "
         "is empty or missing; its poses are meaningless. Off: missing weights are an error."))
     seed: int = field(default=0, metadata=_help("Seed of the untrained model's random weights."))
-    backend: str = field(default="torch", metadata=_help(
-        "Inference backend: torch, onnxruntime (CPU) or tensorrt (CUDA, Torch-TensorRT)."))
+    backend: str = field(default="onnxruntime", metadata=_help(
+        "Inference backend: onnxruntime (CPU; the fastest here), torch or tensorrt (CUDA, Torch-TensorRT)."))
     device: str = field(default="cpu", metadata=_help("cpu, cuda or cuda:N."))
     precision: str = field(default="fp32", metadata=_help(
         "fp32, bf16 (torch: CPU with AVX512-BF16/AMX, or CUDA) or fp16 (CUDA)."))

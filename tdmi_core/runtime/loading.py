@@ -80,7 +80,7 @@ def load_model(cfg: RuntimeConfig) -> tuple[torch.nn.Module, ModelConfig, str]:
     if not cfg.allow_untrained:
         where = f"weights file {weights} does not exist" if weights is not None else "runtime.weights is empty"
         raise ModelLoadError(
-            f"no trained weights: {where}. Train a model (weights/tdmi_lite.pt) or set runtime.weights; "
+            f"no trained weights: {where}. Train a model (weights/tdmi_movenet.pt, weights/MODEL_CARD.md) or set runtime.weights; "
             "for pipeline tests only, set runtime.allow_untrained to run an untrained model."
         )
     try:
