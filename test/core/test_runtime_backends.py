@@ -99,7 +99,7 @@ def test_runtime_config_yaml_overrides_and_errors(tmp_path: Path) -> None:
     path = tmp_path / "runtime.yaml"
     path.write_text("runtime:\n  model: tdmi_lite\n  allow_untrained: true\n  mode: exact\n  num_threads: 1\n")
     cfg = load_runtime_config(path, hold_threshold=0.2)
-    assert cfg.mode == "exact" and cfg.hold_threshold == 0.2 and cfg.backend == "torch"
+    assert cfg.mode == "exact" and cfg.hold_threshold == 0.2 and cfg.backend == "onnxruntime"
     with pytest.raises(ValueError, match="weights"):
         load_runtime_config({"weights": ""})
     with pytest.raises(ValueError, match="unknown runtime config keys"):
@@ -118,7 +118,7 @@ def test_build_estimator_from_weights_file(tmp_path: Path) -> None:
     weights = tmp_path / "tiny.pt"
     save_weights(model, weights)
     est, description = build_estimator(load_runtime_config({"weights": str(weights), "num_threads": 1}))
-    assert str(weights) in description and "torch-cpu-fp32" in description
+    assert str(weights) in description and "onnxruntime-cpu-fp32" in description
     assert est.model_cfg == cfg and est.mode == "streaming"
     img = np.zeros((80, 80, 3), np.uint8)
     est.push(img, [TrackedBox(0, [10, 10, 50, 70])], token="t0")

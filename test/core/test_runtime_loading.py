@@ -69,7 +69,7 @@ def test_build_estimator_checks_delta_before_building_a_backend(tiny_yaml: Path)
         build_estimator(cfg, delta=3)
     estimator, description = build_estimator(cfg, delta=2)
     assert (estimator.mode, estimator.box_padding, estimator.max_batch) == ("exact", 1.5, 4)
-    assert description == "UNTRAINED tiny_loading (seed 0), backend torch-cpu-fp32"
+    assert description == "UNTRAINED tiny_loading (seed 0), backend onnxruntime-cpu-fp32"
 
 
 def test_backend_that_cannot_start_is_a_model_load_error(tiny_yaml: Path, monkeypatch) -> None:
