@@ -116,9 +116,9 @@ class PoseNode(LifecycleNode):
                 "*** runtime.allow_untrained is set: running an UNTRAINED model; poses are meaningless. "
                 "Use this for pipeline tests only. ***"
             )
-        tracker = IouTracker(cfg.tracker_iou_threshold, cfg.tracker_max_missed_frames)
         self.pipeline = PosePipeline(
-            estimator, tracker, self._publish_result, self.stats,
+            estimator, lambda: IouTracker(cfg.tracker_iou_threshold, cfg.tracker_max_missed_frames),
+            self._publish_result, self.stats,
             queue_depth=cfg.queue_depth, max_frame_age_s=cfg.max_frame_age_s,
             flush_after_idle_s=cfg.flush_after_idle_s, on_drop=self._drop,
         )
