@@ -51,7 +51,7 @@ class RuntimeConfig:
     device: str = field(default="cpu", metadata=_help("cpu, cuda or cuda:N."))
     precision: str = field(default="fp32", metadata=_help(
         "fp32, bf16 (torch: CPU with AVX512-BF16/AMX, or CUDA) or fp16 (CUDA)."))
-    mode: str = field(default="streaming", metadata=_help(
+    mode: str = field(default="aligned", metadata=_help(
         "aligned (every person-frame cropped once with its own box, windows resample those features into the key "
         "frame's box), streaming (held crop box, backbone features reused) or exact (each window re-cropped with "
         "its key frame's box, as in the paper)."))

@@ -97,7 +97,7 @@ class StreamingPoseEstimator:
         backend: a :class:`~tdmi_core.runtime.backends.base.Backend` (torch, onnxruntime, tensorrt).
         model_cfg: the model's config (uses ``input_size_hw``, ``heatmap_size_hw``, ``delta``, ``window``).
         delta: temporal span; must equal ``model_cfg.delta`` (the head is built for it). None → model's.
-        mode: ``"aligned"``, ``"streaming"`` (held crop box) or ``"exact"`` (paper-faithful); see the module.
+        mode: ``"aligned"`` (default), ``"streaming"`` (held crop box) or ``"exact"`` (paper-faithful); see the module.
         hold_threshold: streaming mode: fraction of the crop size the person may move (or the box
             grow/shrink) before the held box is replaced. Other modes use every frame's own box.
         box_padding: box enlargement before the aspect fit (1.25 in the paper family).
@@ -114,7 +114,7 @@ class StreamingPoseEstimator:
         backend: Backend,
         model_cfg: Any,
         delta: int | None = None,
-        mode: str = "streaming",
+        mode: str = "aligned",
         hold_threshold: float = 0.1,
         box_padding: float = 1.25,
         sigma: float = 3.0,
@@ -186,7 +186,11 @@ class StreamingPoseEstimator:
     @property
     def num_cached_features(self) -> int:
         """Per-frame backbone features currently cached over all tracks."""
-        return sum(len(t.features) for s in self._streams.values() for t in s.tracks.values())
+        return len(self.cached_features())
+
+    def cached_features(self) -> list[Tensor]:
+        """The per-frame backbone features cached over all tracks (views of backbone outputs; memory accounting)."""
+        return [f for s in self._streams.values() for t in s.tracks.values() for f in t.features.values()]
 
     def push(self, image_bgr: np.ndarray, tracks: Sequence[TrackedBox], token: Any = None,
              stream: Hashable = 0) -> list[FramePoses]:

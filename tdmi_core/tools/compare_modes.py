@@ -103,7 +103,7 @@ def compare_modes(
     }
     out: dict[str, list[FramePoses]] = {m: [] for m in modes}
     seconds = {m: 0.0 for m in modes}
-    for i, (image, tracks) in enumerate(tqdm(list(zip(frames, tracks_per_frame)), desc="modes", unit="frame")):
+    for i, (image, tracks) in enumerate(tqdm(list(zip(frames, tracks_per_frame)), desc="modes", unit="frame", mininterval=5)):
         for m, est in modes.items():
             start = time.perf_counter()
             out[m] += est.push(image, tracks, token=i)
@@ -153,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="runtime settings: a YAML with a runtime section (e.g. config/pose.yaml); flags below override it")
     p.add_argument("--weights", default=None, help="TDMI weights file (default: the config's)")
     p.add_argument("--model", default=None, help="model config (used without weights)")
+    p.add_argument("--allow-untrained", action="store_true",
+                   help="without weights, run an untrained --model (costs are real, keypoints meaningless)")
     p.add_argument("--backend", default=None, choices=("torch", "onnxruntime"))
     p.add_argument("--detector", default="movenet", choices=("movenet", "hog"))
     p.add_argument("--frames", type=int, default=200)
@@ -167,7 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
-    overrides = {"weights": args.weights, "model": args.model, "backend": args.backend, "num_threads": args.threads}
+    overrides = {"weights": args.weights, "model": args.model, "backend": args.backend, "num_threads": args.threads,
+                 "allow_untrained": args.allow_untrained or None}
     rcfg = load_runtime_config(args.config, **{k: v for k, v in overrides.items() if v is not None})
     model, model_cfg, _ = load_model(rcfg)
     backend = build_backend(rcfg, model, model_cfg)
@@ -179,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     tracker = IouTracker()
     tracks_per_frame = []
-    for image in tqdm(frames, desc="detect + track", unit="frame"):
+    for image in tqdm(frames, desc="detect + track", unit="frame", mininterval=5):
         det = detector.detect(image)
         ids = tracker.update(det.boxes_xyxy, det.scores)
         tracks_per_frame.append([TrackedBox(int(t), b, float(s)) for t, b, s in zip(ids, det.boxes_xyxy, det.scores)])

@@ -227,7 +227,7 @@ def test_naive_mode_recomputes_and_matches(model_and_cfg) -> None:
     res = {}
     for cache in (True, False):
         backend = RecordingBackend(TorchBackend(model))
-        est = StreamingPoseEstimator(backend, cfg, cache_features=cache)
+        est = StreamingPoseEstimator(backend, cfg, mode="streaming", cache_features=cache)
         res[cache] = (run_stream(est, images, boxes), sum(backend.backbone_batches))
     for a, b in zip(res[True][0], res[False][0]):
         for pa, pb in zip(a.poses, b.poses):
@@ -436,6 +436,8 @@ def test_bad_inputs_raise(model_and_cfg) -> None:
         StreamingPoseEstimator(backend, cfg, mode="fast")
     with pytest.raises(ValueError, match="delta"):
         StreamingPoseEstimator(backend, cfg, delta=3)
+    with pytest.raises(ValueError, match="cache_features"):
+        StreamingPoseEstimator(backend, cfg, mode="aligned", cache_features=False)
     est = StreamingPoseEstimator(backend, cfg)
     with pytest.raises(ValueError, match="uint8"):
         est.push(np.zeros((10, 10, 3), np.float32), [])
