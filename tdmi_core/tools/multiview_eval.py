@@ -407,8 +407,8 @@ def score(args: argparse.Namespace, cameras: list[str], model_names: list[str]) 
         methods = {name: load_predictions(files[name]) for name in names}
         refine = [m for m in args.refine_from.split(",") if m in files]
         refine_methods = {m: load_predictions(files[m]) for m in refine}
-        evaluation = evaluate({**methods, **{m: p for m, p in refine_methods.items() if m not in methods}},
-                              calibration, pairs=_pairs(names), refine_from=refine, n_boot=1000, seed=0)
+        evaluation = evaluate(methods, calibration, pairs=_pairs(names), refine_from=refine,
+                              refine_pool=refine_methods, n_boot=1000, seed=0)
         kind = "refined" if refine else "file"
         worst = {name: worst_frames(evaluation, name, kind, 3) for name in names}
         sections.append(f"# {title}\n\n" + to_markdown(evaluation, worst))

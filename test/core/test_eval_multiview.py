@@ -455,6 +455,29 @@ def test_association_recovers_permuted_track_ids_and_leaves_background_people_ou
 # --- the table ------------------------------------------------------------------------------------------------
 
 
+def test_methods_on_shared_tracks_reuse_the_reference_association_and_pools_are_not_rows() -> None:
+    """A blind method on the detector's boxes keeps every sample (scored badly), and refinement-only
+    methods do not become rows."""
+    cameras = make_rig()
+    exact = project_all(make_people(20), cameras)
+    rng = np.random.default_rng(3)
+    blind = exact.copy()
+    blind[..., :2] = rng.uniform(0, 1000, blind[..., :2].shape)  # cannot be associated on its own
+    noisy = exact.copy()
+    noisy[..., :2] += rng.normal(0.0, 2.0, noisy[..., :2].shape)
+    reference = to_predictions(exact, cameras)
+    blind_predictions = {  # the detector's boxes and tracks, nonsense joints
+        camera: {f: [d._replace(keypoints=blind[f, p, c]) for p, d in enumerate(dets)] for f, dets in frames.items()}
+        for c, (camera, frames) in enumerate(reference.items())
+    }
+    result = evaluate({"exact": reference, "blind": blind_predictions}, cameras,
+                      refine_from=["exact", "pool"], refine_pool={"pool": to_predictions(noisy, cameras)}, n_boot=50)
+    assert result.methods == ["exact", "blind"]
+    rows = result.tables[0].methods
+    assert set(rows) == {"exact", "blind"}
+    assert rows["blind"].coverage == pytest.approx(1.0) and rows["blind"].lovo_px_median.value > 50
+
+
 def test_evaluate_compares_methods_on_common_samples(tmp_path: Path) -> None:
     cameras = make_rig()
     people = make_people(30)

@@ -118,23 +118,39 @@ class WorstFrame:
 def people_arrays(
     methods: Mapping[str, Predictions], cameras: Sequence[Camera], min_score: float
 ) -> dict[str, PoseArrays]:
-    """Each method's people across cameras, on the union of all frames, indexed as the first method's."""
+    """Each method's people across cameras, on the union of all frames, indexed as the first method's.
+
+    Cross-camera association is done on the first method's keypoints. A method whose tracks are the
+    first method's (the same camera and track ids, as top-down methods run on shared boxes) reuses that
+    association, so a poor method cannot lose samples by failing to associate its own people; any
+    other method is associated on its own keypoints and then matched to the first method's people.
+    """
     names = [camera.name for camera in cameras]
     joints = {name: num_joints(predictions) for name, predictions in methods.items()}
     if len(set(joints.values())) != 1:
         raise ValueError(f"methods disagree on the number of joints: {joints}")
     frames = np.array(sorted({int(f) for p in methods.values() for per_cam in p.values() for f in per_cam}))
     arrays: dict[str, PoseArrays] = {}
+    shared: set[str] = set()  # methods indexed by the reference's association already
+    reference_keys: set | None = None
+    reference_people: dict = {}
     for method, predictions in methods.items():
         tracks = tracks_by_camera(predictions)
-        people = associate_people(tracks, cameras, min_score=min_score)
+        keys = {(camera, track) for camera, per_cam in tracks.items() for track in per_cam}
+        if reference_keys is not None and keys == reference_keys:
+            people = reference_people
+            shared.add(method)
+        else:
+            people = associate_people(tracks, cameras, min_score=min_score)
+        if reference_keys is None:
+            reference_keys, reference_people = keys, people
         n_people = max(people.values(), default=-1) + 1
         logger.info("%s: %d people found in ≥3 cameras (%d tracks)", method, n_people, len(people))
         arrays[method] = to_arrays(tracks, people, names, frames, n_people, joints[method])
     reference = next(iter(arrays.values()))
     if reference.keypoints.shape[1] == 0:
         raise ValueError(f"the first method ({next(iter(arrays))}) has no person seen in three cameras")
-    return {method: align_people(reference, a) for method, a in arrays.items()}
+    return {method: a if method in shared else align_people(reference, a) for method, a in arrays.items()}
 
 
 def _table(
@@ -212,6 +228,7 @@ def evaluate(
     *,
     pairs: Sequence[tuple[str, str]] = (),
     refine_from: Sequence[str] = (),
+    refine_pool: Mapping[str, Predictions] | None = None,
     config: MetricConfig = MetricConfig(),
     n_boot: int = 1000,
     seed: int = 0,
@@ -219,14 +236,19 @@ def evaluate(
     """Compare methods by LOVO error and jitter, with the calibration given and, if ``refine_from``
     names at least two methods, with one refined on their confident joints (``bundle``).
 
-    ``pairs`` are (a, b) method names compared as ``a − b`` and ``a ÷ b``.
+    ``pairs`` are (a, b) method names compared as ``a − b`` and ``a ÷ b``. ``refine_pool`` holds
+    predictions used only for the refinement (named in ``refine_from``), not as rows of the table.
     """
+    pool = {name: p for name, p in (refine_pool or {}).items() if name not in methods}
+    rows = list(methods)
+    methods = {**methods, **pool}
     unknown = ({name for pair in pairs for name in pair} | set(refine_from)) - set(methods)
     if unknown:
         raise ValueError(f"unknown methods: {sorted(unknown)}")
     if refine_from and len(set(refine_from)) < 2:
         raise ValueError("refine the calibration from at least two methods, never from the method under test alone")
-    arrays = people_arrays(methods, cameras, config.min_score)
+    all_arrays = people_arrays(methods, cameras, config.min_score)
+    arrays = {m: all_arrays[m] for m in rows}
     frames = next(iter(arrays.values())).frames
     heights = shared_heights([a.boxes for a in arrays.values()])
     with warnings.catch_warnings():
@@ -239,7 +261,7 @@ def evaluate(
     refinement = None
     if refine_from:
         calibrations["refined"], refinement = refine_calibration(
-            cameras, {m: arrays[m].keypoints for m in dict.fromkeys(refine_from)}, max_error_px=config.max_error_px
+            cameras, {m: all_arrays[m].keypoints for m in dict.fromkeys(refine_from)}, max_error_px=config.max_error_px
         )
     errors: dict[tuple[str, str], np.ndarray] = {}
     tables = []
@@ -262,7 +284,7 @@ def evaluate(
         )
     P = next(iter(arrays.values())).keypoints.shape[1]
     return Evaluation(
-        methods=list(methods),
+        methods=rows,
         cameras=[c.name for c in cameras],
         frames=len(frames),
         people=P,
