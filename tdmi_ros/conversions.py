@@ -14,6 +14,8 @@ import numpy as np
 
 from tdmi_core.skeleton import LIMBS, NUM_KEYPOINTS
 from tdmi_core.visualize import draw_skeleton, track_color_rgb
+from tdmi_ros import DECODER_MAX_PIXELS
+from tdmi_ros.image_headers import HeaderError, ImageHeader, read_header
 
 # ROS encoding -> (channels, numpy dtype, OpenCV conversion to BGR or None)
 _ENCODINGS: dict[str, tuple[int, type, int | None]] = {
@@ -34,7 +36,16 @@ _ENCODINGS: dict[str, tuple[int, type, int | None]] = {
     "rgba16": (4, np.uint16, cv2.COLOR_RGBA2BGR),
 }
 SUPPORTED_ENCODINGS: tuple[str, ...] = tuple(_ENCODINGS)
-DEFAULT_MAX_PIXELS: int = 8192 * 8192  # refuse absurd sizes before allocating
+DEFAULT_MAX_PIXELS: int = DECODER_MAX_PIXELS  # refuse absurd sizes before allocating
+MAX_BYTES_PER_PIXEL = 8  # rgba16, the widest encoding
+# IMREAD_COLOR alone would turn JPEGs by their EXIF orientation: ROS's image_transport decoder does
+# not, and boxes from an upstream detector refer to the stored pixel grid.
+_IMDECODE_FLAGS = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
+
+
+def max_image_bytes(max_pixels: int) -> int:
+    """Largest image message accepted for ``max_pixels``: every pixel at 8 bytes (rgba16), padding included."""
+    return int(max_pixels) * MAX_BYTES_PER_PIXEL
 
 
 class InputError(ValueError):
@@ -64,7 +75,8 @@ def check_image(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
     Cheap enough for a subscription callback; :func:`image_to_bgr` runs the same checks.
 
     Raises:
-        InputError: reasons ``unknown_encoding``, ``bad_size`` (zero/huge dims, step or data length).
+        InputError: reasons ``unknown_encoding``, ``bad_size`` (zero/huge dims, step or data length,
+            more data than :func:`max_image_bytes`).
     """
     _image_layout(msg, max_pixels)
 
@@ -84,6 +96,8 @@ def _image_layout(msg: Any, max_pixels: int) -> tuple[int, type, int | None, int
         raise InputError("bad_size", f"image size {width}x{height} is empty or above {max_pixels} pixels")
     if step < row_bytes:
         raise InputError("bad_size", f"image step {step} < width*bytes_per_pixel = {row_bytes}")
+    if step * height > max_image_bytes(max_pixels):
+        raise InputError("bad_size", f"image step*height = {step * height} bytes is above {max_image_bytes(max_pixels)}")
     if len(msg.data) != step * height:
         raise InputError("bad_size", f"image data has {len(msg.data)} bytes, expected step*height = {step * height}")
     return channels, dtype, conversion, itemsize, row_bytes
@@ -101,38 +115,76 @@ def image_to_bgr(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     Raises:
         InputError: see :func:`check_image`.
     """
-    channels, dtype, conversion, itemsize, row_bytes = _image_layout(msg, max_pixels)
+    channels, _, conversion, itemsize, row_bytes = _image_layout(msg, max_pixels)
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
     data = np.frombuffer(msg.data, dtype=np.uint8)
-    rows = data.reshape(height, step)[:, :row_bytes]
-    pixel_dtype = np.dtype(dtype).newbyteorder(">" if msg.is_bigendian else "<") if itemsize > 1 else np.dtype(dtype)
-    image = np.ascontiguousarray(rows).view(pixel_dtype).reshape(height, width, channels)
+    rows = data.reshape(height, step)[:, :row_bytes]  # a view: nothing is copied yet
     if itemsize > 1:
-        image = (image.astype(np.uint16) >> 8).astype(np.uint8)
+        # keep the high byte of each sample, picked straight from the bytes (no 16-bit copy)
+        high = 0 if msg.is_bigendian else 1
+        rows = rows.reshape(height, width * channels, 2)[:, :, high]
+    image = np.ascontiguousarray(rows).reshape(height, width, channels)  # copies if padded or 16-bit
     if conversion is not None:
-        image = cv2.cvtColor(image, conversion)
-    elif image.base is not None or not image.flags.c_contiguous:
+        return cv2.cvtColor(image, conversion)
+    if np.shares_memory(image, data):  # still the message's buffer: copy so the caller owns it
         image = image.copy()
-    return image.reshape(height, width, 3)
+    return image
+
+
+def check_compressed(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+    """Validate a ``sensor_msgs/CompressedImage`` from its header alone (nothing is decoded).
+
+    Cheap enough for a subscription callback; :func:`compressed_to_bgr` runs the same checks.
+
+    Raises:
+        InputError: reasons ``decode_failed`` (empty data, another format, a truncated or forged
+            header), ``bad_size`` (declared size empty or above ``max_pixels``, more data than
+            :func:`max_image_bytes`).
+    """
+    _compressed_header(msg, max_pixels)
+
+
+def _compressed_header(msg: Any, max_pixels: int) -> ImageHeader:
+    size = len(msg.data)
+    if size == 0:
+        raise InputError("decode_failed", "compressed image has no data")
+    if size > max_image_bytes(max_pixels):
+        raise InputError("bad_size", f"compressed image of {size} bytes is above {max_image_bytes(max_pixels)}")
+    try:
+        header = read_header(msg.data)
+    except HeaderError as e:
+        raise InputError("decode_failed", f"compressed image (format {msg.format!r}) refused: {e}") from e
+    if header.width <= 0 or header.height <= 0 or header.pixels > max_pixels:
+        raise InputError("bad_size", f"{header.format} header declares {header.width}x{header.height}: "
+                                     f"empty or above {max_pixels} pixels")
+    return header
 
 
 def compressed_to_bgr(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Decode a ``sensor_msgs/CompressedImage`` (jpeg/png/...; anything cv2.imdecode reads) to BGR.
+    """Decode a ``sensor_msgs/CompressedImage`` (JPEG, PNG, BMP or WebP) to BGR.
+
+    The size the header declares is checked before anything is decoded (:func:`check_compressed`,
+    :func:`tdmi_ros.image_headers.read_header`); the decoded image must have exactly that size.
+    OpenCV's own limit (``OPENCV_IO_MAX_IMAGE_PIXELS``, set when ``tdmi_ros`` is imported) bounds
+    the decoder as well. EXIF orientation is ignored, as ROS's image_transport does.
 
     Returns:
         ``image[H, W, 3]`` uint8.
 
     Raises:
-        InputError: reasons ``decode_failed`` (empty or undecodable data), ``bad_size``.
+        InputError: reasons ``decode_failed`` (see :func:`check_compressed`; also a truncated or
+            corrupt stream, a decoder error), ``bad_size``.
     """
-    data = np.frombuffer(msg.data, dtype=np.uint8)
-    if data.size == 0:
-        raise InputError("decode_failed", "compressed image has no data")
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    header = _compressed_header(msg, max_pixels)
+    try:
+        image = cv2.imdecode(np.frombuffer(msg.data, dtype=np.uint8), _IMDECODE_FLAGS)
+    except cv2.error as e:  # OpenCV refuses some streams by exception rather than by returning None
+        raise InputError("decode_failed", f"{header.format} decoder failed: {str(e).strip()[-200:]}") from e
     if image is None:
-        raise InputError("decode_failed", f"could not decode compressed image (format {msg.format!r})")
-    if image.shape[0] * image.shape[1] > max_pixels:
-        raise InputError("bad_size", f"decoded image {image.shape[1]}x{image.shape[0]} above {max_pixels} pixels")
+        raise InputError("decode_failed", f"could not decode {header.format} image (format {msg.format!r})")
+    if image.shape[:2] != (header.height, header.width):
+        raise InputError("decode_failed", f"decoded {image.shape[1]}x{image.shape[0]} but the "
+                                          f"{header.format} header declares {header.width}x{header.height}")
     return image
 
 

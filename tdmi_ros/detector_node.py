@@ -10,6 +10,11 @@ Run: ``python -m tdmi_ros.detector_node --ros-args -p detector:=movenet``.
 """
 from __future__ import annotations
 
+if __name__ == "__main__":  # a program: a signal during the imports below waits for main (tdmi_ros.shutdown)
+    from tdmi_ros.shutdown import hold_stop_signals
+
+    hold_stop_signals()
+
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,7 +22,6 @@ from typing import Any
 import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.exceptions import ParameterException
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
@@ -25,6 +29,8 @@ from tdmi_core.runtime.stats import PipelineStats
 from tdmi_core.runtime.worker import SKIP_REASON, DroppedFrame, FrameWorker
 from tdmi_ros import conversions as conv
 from tdmi_ros.qos import image_qos
+from tdmi_ros.safety import CallbackGuard, NodeLog
+from tdmi_ros.shutdown import run_node, run_program, spin_until_stopped
 
 NODE_NAME = "tdmi_detector"
 
@@ -58,6 +64,8 @@ class DetectorNode(Node):
             PersonDetectionArray, p["detections_topic"], QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
         )
         self.stats = PipelineStats()
+        self.log = NodeLog(self.get_logger())
+        self.guard = CallbackGuard(self.log, on_error=lambda name: self.stats.drop(f"callback_error_{name}"))
         self.worker: FrameWorker[Any] = FrameWorker(
             self._detect, self.stats, queue_depth=int(p["max_pending"]), on_drop=self._drop,
             error_reason="detect_error", name="tdmi_detector_worker",
@@ -68,12 +76,13 @@ class DetectorNode(Node):
             from sensor_msgs.msg import CompressedImage
 
             self.decode = conv.compressed_to_bgr
-            self.sub = self.create_subscription(CompressedImage, f"{p['image_topic']}/compressed", self._on_image, qos)
+            self.sub = self.create_subscription(
+                CompressedImage, f"{p['image_topic']}/compressed", self.guard.wrap("image", self._on_image), qos)
         else:
             from sensor_msgs.msg import Image
 
             self.decode = conv.image_to_bgr
-            self.sub = self.create_subscription(Image, p["image_topic"], self._on_image, qos)
+            self.sub = self.create_subscription(Image, p["image_topic"], self.guard.wrap("image", self._on_image), qos)
 
     def _build_detector(self) -> Any:
         from tdmi_core.detection import make_detector
@@ -100,11 +109,13 @@ class DetectorNode(Node):
 
     def _drop(self, reason: str, message: str) -> None:
         self.stats.drop(reason)
-        self.get_logger().warn(f"skipping image ({reason}): {message}", throttle_duration_sec=5.0)
+        self.log.warning(f"drop:{reason}", f"skipping image ({reason}): {message}")
 
     def stop(self) -> None:
-        """Stop the worker and log what happened."""
+        """Stop the worker, free the detector and log what happened."""
         self.worker.stop(5.0)
+        # release the ONNX Runtime session now, not during interpreter finalization
+        self.detector = None
         drops = self.stats.drops()
         self.get_logger().info(
             f"detector: {self.stats.counts()}, skipped while busy {drops.pop(SKIP_REASON, 0)}, dropped {drops}"
@@ -112,22 +123,12 @@ class DetectorNode(Node):
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv if argv is None else argv)
-    node: DetectorNode | None = None
-    try:
-        with rclpy.init(args=argv):
-            try:
-                node = DetectorNode()
-            except (ValueError, FileNotFoundError, RuntimeError, ImportError, ParameterException) as e:
-                rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start the detector: {e}")
-                return 2
-            rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.stop()
-    return 0
+    """Run the detector until SIGINT/SIGTERM (exit 0); exit 2 if it cannot start."""
+    return run_program(lambda stop: run_node(
+        list(sys.argv if argv is None else argv), stop, NODE_NAME, DetectorNode, lambda node: spin_until_stopped(node, stop),
+        start_errors=(ValueError, FileNotFoundError, RuntimeError, ImportError, ParameterException),
+        cleanup=DetectorNode.stop,  # joins the worker: no thread may be inside ONNX Runtime when the process exits
+    ))
 
 
 if __name__ == "__main__":

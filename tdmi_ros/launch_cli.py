@@ -5,13 +5,21 @@ For pip installs (no ``ros2 launch``). Every node runs as a child process with
 (``enabled``) or forced from the command line. :func:`node_commands` is shared with
 ``launch/pose.launch.py`` so both start the same processes.
 
-Signals: SIGINT/SIGTERM are forwarded to the children as SIGINT; children still running after
-``--shutdown-timeout-s`` get SIGTERM, then SIGKILL. If the pose node (or a companion) exits with
-an error, the others are stopped and ``tdmi-pose`` exits with that code.
+Signals: SIGINT/SIGTERM (once or more, at any moment) are forwarded to the children as SIGINT;
+children still running after ``--shutdown-timeout-s`` get SIGTERM, then SIGKILL. Children start with
+SIGINT/SIGTERM held until their own handlers are in place (:mod:`tdmi_ros.shutdown`), so a signal
+during their start-up is not lost and does not kill them. If the pose node (or a companion) exits
+with an error, the others are stopped and ``tdmi-pose`` exits with that code; so it does if a
+child ends badly while being stopped.
 
     tdmi-pose --config config/pose.yaml --video assets/videos/vtest.avi --detector
 """
 from __future__ import annotations
+
+if __name__ == "__main__":  # a program: a signal during the imports below waits for main (tdmi_ros.shutdown)
+    from tdmi_ros.shutdown import hold_stop_signals
+
+    hold_stop_signals()
 
 import argparse
 import json
@@ -23,6 +31,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from tdmi_ros.shutdown import StopRequest, run_program, stop_signals_held
 
 _logger = logging.getLogger("tdmi_pose_launch")
 
@@ -146,7 +156,8 @@ class ProcessGroup:
     def start(self, commands: list[NodeCommand]) -> None:
         for cmd in commands:
             _logger.info("starting %s: %s", cmd.name, " ".join(cmd.argv))
-            self.procs[cmd.name] = subprocess.Popen(cmd.argv, start_new_session=True)
+            with stop_signals_held():  # a signal during the child's start-up waits for its handlers
+                self.procs[cmd.name] = subprocess.Popen(cmd.argv, start_new_session=True)
 
     def poll(self) -> dict[str, int]:
         """Exit codes of the children that have finished."""
@@ -168,21 +179,15 @@ class ProcessGroup:
                 _logger.warning("children still running after %s", signal.Signals(sig).name)
 
 
-def run(commands: list[NodeCommand], exit_when_video_ends: bool = False, linger_s: float = 2.0,
+def run(commands: list[NodeCommand], stop: StopRequest, exit_when_video_ends: bool = False, linger_s: float = 2.0,
         shutdown_timeout_s: float = 10.0) -> int:
-    """Start ``commands`` and supervise them until a signal, a failure, or the end of the video."""
+    """Start ``commands`` and supervise them until ``stop`` (a signal), a failure, or the end of the video."""
     group = ProcessGroup(shutdown_timeout_s)
-    received: list[int] = []
-
-    def on_signal(signum: int, _frame: Any) -> None:
-        received.append(signum)
-
-    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     code = 0
     try:
         group.start(commands)
         video_done_at: float | None = None
-        while not received:
+        while not stop.requested:
             done = group.poll()
             failed = {n: c for n, c in done.items() if c != 0}
             if failed:
@@ -197,15 +202,22 @@ def run(commands: list[NodeCommand], exit_when_video_ends: bool = False, linger_
                 if time.monotonic() - video_done_at > linger_s:
                     _logger.info("video finished; stopping")
                     break
-            time.sleep(0.1)
+            stop.wait(0.1)
     finally:
         group.stop()
-        for s, handler in old.items():
-            signal.signal(s, handler)
+    ended_badly = {name: c for name, c in group.poll().items() if c != 0}
+    if code == 0 and ended_badly:
+        name, code = next(iter(ended_badly.items()))
+        _logger.error("%s ended with code %d while stopping", name, code)
     return code if code >= 0 else 128 - code  # killed by signal N -> 128 + N, as shells report it
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``tdmi-pose``: start the nodes and supervise them until SIGINT/SIGTERM (exit 0) or a failure."""
+    return run_program(lambda stop: _main(argv, stop))
+
+
+def _main(argv: list[str] | None, stop: StopRequest) -> int:
     parser = argparse.ArgumentParser(prog="tdmi-pose", description=__doc__,
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--config", default=None,
@@ -245,7 +257,9 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as e:
         _logger.error("%s", e)
         return 2
-    return run(commands, args.exit_when_video_ends, args.linger_s, args.shutdown_timeout_s)
+    if stop.requested:
+        return 0
+    return run(commands, stop, args.exit_when_video_ends, args.linger_s, args.shutdown_timeout_s)
 
 
 if __name__ == "__main__":

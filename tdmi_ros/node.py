@@ -20,6 +20,11 @@ Run: ``python -m tdmi_ros.node --ros-args --params-file config/pose.yaml`` (or `
 """
 from __future__ import annotations
 
+if __name__ == "__main__":  # a program: a signal during the imports below waits for main (tdmi_ros.shutdown)
+    from tdmi_ros.shutdown import hold_stop_signals
+
+    hold_stop_signals()
+
 import argparse
 import functools
 import logging
@@ -33,7 +38,6 @@ from typing import Any
 import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.exceptions import ParameterException
-from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.utilities import remove_ros_args
@@ -43,8 +47,11 @@ from tdmi_core.runtime.stats import PipelineStats
 from tdmi_core.runtime.types import FramePoses
 from tdmi_ros import conversions as conv
 from tdmi_ros.diagnostics import ERROR, assess, stats_to_diagnostics
+from tdmi_ros.memory_bound import return_large_blocks_to_os
 from tdmi_ros.params import PoseNodeConfig, pose_parameters
 from tdmi_ros.qos import image_qos
+from tdmi_ros.safety import CallbackGuard, NodeLog
+from tdmi_ros.shutdown import StopRequest, ros_context, run_program, spin_until_stopped
 from tdmi_ros.sync import AddResult, Pair, StampPairer
 
 NODE_NAME = "tdmi_pose"
@@ -84,6 +91,10 @@ class PoseNode(LifecycleNode):
         self._subs: list[Any] = []
         self._timers: list[Any] = []
         self.estimator_description = ""
+        # everything that can repeat is logged through self.log; every callback runs guarded
+        self.log = NodeLog(self.get_logger())
+        self.guard = CallbackGuard(self.log, on_error=lambda name: self.stats.drop(f"callback_error_{name}"))
+        self._callback_errors_reported = 0
 
     # ------------------------------------------------------------------ lifecycle
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -147,8 +158,10 @@ class PoseNode(LifecycleNode):
         )
         self.pipeline.start()
         self._subscribe(cfg)
-        self._timers.append(self.create_timer(cfg.diagnostics_period_s, self._publish_diagnostics))
-        self._timers.append(self.create_timer(min(0.1, cfg.pairing_max_wait_s / 2), self._expire))
+        self._timers.append(self.create_timer(
+            cfg.diagnostics_period_s, self.guard.wrap("diagnostics", self._publish_diagnostics)))
+        self._timers.append(self.create_timer(
+            min(0.1, cfg.pairing_max_wait_s / 2), self.guard.wrap("expire", self._expire)))
         self.get_logger().info(f"active: {self.estimator_description}; delta={cfg.delta}, window "
                                f"{estimator.window} (/poses {estimator.lag} frame(s) behind the camera), "
                                f"cameras {[c.name or '(plain topics)' for c in self.cameras]}")
@@ -192,13 +205,14 @@ class PoseNode(LifecycleNode):
             if cfg.image_transport == "compressed":
                 self._subs.append(self.create_subscription(
                     CompressedImage, camera.topic(f"{cfg.image_topic}/compressed"),
-                    functools.partial(self._on_compressed, camera=camera), images_qos))
+                    self.guard.wrap("image", functools.partial(self._on_compressed, camera=camera)), images_qos))
             else:
                 self._subs.append(self.create_subscription(
-                    Image, camera.topic(cfg.image_topic), functools.partial(self._on_image, camera=camera), images_qos))
+                    Image, camera.topic(cfg.image_topic),
+                    self.guard.wrap("image", functools.partial(self._on_image, camera=camera)), images_qos))
             self._subs.append(self.create_subscription(
                 det_type, camera.topic(cfg.detections_topic),
-                functools.partial(self._on_detections, camera=camera), det_qos))
+                self.guard.wrap("detections", functools.partial(self._on_detections, camera=camera)), det_qos))
 
     def _teardown_active(self) -> None:
         for sub in self._subs:
@@ -224,7 +238,7 @@ class PoseNode(LifecycleNode):
         self._accept_image(msg, camera or self.cameras[0], conv.image_to_bgr, check=conv.check_image)
 
     def _on_compressed(self, msg: Any, camera: CameraIO | None = None) -> None:
-        self._accept_image(msg, camera or self.cameras[0], conv.compressed_to_bgr)
+        self._accept_image(msg, camera or self.cameras[0], conv.compressed_to_bgr, check=conv.check_compressed)
 
     def _accept_image(self, msg: Any, camera: CameraIO, decode: Callable[..., Any],
                       check: Callable[..., None] | None = None) -> None:
@@ -242,7 +256,7 @@ class PoseNode(LifecycleNode):
             if not self.cameras:
                 return
             result = camera.pairer.add_image(conv.stamp_to_ns(msg.header.stamp), (msg, decode, now), now)
-        self._dispatch(result, camera)
+        self._dispatch(result, camera, msg.header)
 
     def _on_detections(self, msg: Any, camera: CameraIO | None = None) -> None:
         camera = camera or self.cameras[0]
@@ -252,19 +266,29 @@ class PoseNode(LifecycleNode):
             if not self.cameras:
                 return
             result = camera.pairer.add_detections(conv.stamp_to_ns(msg.header.stamp), msg, now)
-        self._dispatch(result, camera)
+        self._dispatch(result, camera, msg.header)
 
-    def _dispatch(self, result: AddResult, camera: CameraIO) -> None:
+    def _dispatch(self, result: AddResult, camera: CameraIO, offered: Any) -> None:
+        """Act on what ``camera``'s pairer made of the message with header ``offered``."""
         pipeline = self.pipeline
         if pipeline is None:
             return
+        if result.dropped is not None:  # counted by the pairer (mirrored into diagnostics)
+            stamp_ns = conv.stamp_to_ns(offered.stamp)
+            self.log.warning(f"drop:{result.dropped}",
+                             f"dropped input ({result.dropped}): stamp {stamp_ns}, frame_id {offered.frame_id!r}")
         if result.reset:
             self.stats.tick("stream_reset")
-            self.get_logger().warn(f"{camera.topic('image')} stamps jumped backwards: source restarted, starting a "
-                                   "new sequence")
+            self.log.warning("stream_reset", f"{camera.topic('image')} stamps jumped backwards: source restarted, "
+                             "starting a new sequence")
             pipeline.request_reset(camera.index)
         for pair in result.pairs:
             msg, _, received_s = pair.image
+            det_frame = str(pair.detections.header.frame_id)
+            if det_frame not in ("", msg.header.frame_id):  # boxes from another camera cannot be used here
+                self._drop("frame_id_mismatch", f"image frame_id {msg.header.frame_id!r} but detections "
+                                                f"{det_frame!r} (stamp {pair.stamp_ns})")
+                continue
             self.stats.tick("paired")
             pipeline.submit(FrameJob(token=(camera.index, msg.header), load=functools.partial(self._load_frame, pair),
                                      received_s=received_s, stream=camera.index))
@@ -295,8 +319,9 @@ class PoseNode(LifecycleNode):
         return FrameInput(image, parsed.boxes_xyxy, parsed.scores, parsed.track_ids)
 
     def _drop(self, reason: str, message: str) -> None:
+        """Count and log (throttled per reason) a dropped input; any thread."""
         self.stats.drop(reason)
-        self.get_logger().warn(f"dropped input ({reason}): {message}", throttle_duration_sec=5.0)
+        self.log.warning(f"drop:{reason}", f"dropped input ({reason}): {message}")
 
     def _expire(self) -> None:
         with self._lock:
@@ -341,6 +366,11 @@ class PoseNode(LifecycleNode):
         level, message = assess(snapshot, inputs, cfg.input_silence_warn_s)
         if pipeline is not None and not pipeline.healthy:
             level, message = ERROR, f"inference failing: {pipeline.last_error}"
+        errors = self.guard.total
+        if errors > self._callback_errors_reported:
+            new = errors - self._callback_errors_reported
+            level, message = ERROR, f"{new} unexpected exception(s) in callbacks since the last report (see the log)"
+        self._callback_errors_reported = errors
         self._pubs["diagnostics"].publish(stats_to_diagnostics(
             snapshot, f"{self.get_name()}: pipeline", self.estimator_description, level, message,
             self.get_clock().now().to_msg(),
@@ -348,33 +378,40 @@ class PoseNode(LifecycleNode):
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Start the pose node (configure + activate unless ``--no-autostart``); non-zero exit on failure."""
-    argv = list(sys.argv if argv is None else argv)
+    """Start the pose node (configure + activate unless ``--no-autostart``); non-zero exit on failure.
+
+    SIGINT/SIGTERM at any moment end it with exit 0 (:mod:`tdmi_ros.shutdown`).
+    """
+    return run_program(lambda stop: _run(list(sys.argv if argv is None else argv), stop))
+
+
+def _run(argv: list[str], stop: StopRequest) -> int:
     parser = argparse.ArgumentParser(
         prog="tdmi-pose-node", description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
     parser.add_argument("--no-autostart", action="store_true", help="stay unconfigured until a lifecycle manager says so")
     args = parser.parse_args(remove_ros_args(argv)[1:])
     logging.basicConfig(level=logging.INFO, format="[%(levelname)s] [%(name)s]: %(message)s")
-    node: PoseNode | None = None
-    try:
-        with rclpy.init(args=argv):
-            try:
-                node = PoseNode()
-            except ParameterException as e:  # e.g. a float parameter written as 0 in the YAML
-                rclpy.logging.get_logger(NODE_NAME).fatal(f"invalid parameters: {e}")
-                return 1
-            if not args.no_autostart:
-                for step in (node.trigger_configure, node.trigger_activate):
-                    if step() != TransitionCallbackReturn.SUCCESS:
-                        # the reason was logged (fatal) by the failing transition
-                        return 1
-            rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
+    if stop.requested:
+        return 0
+    return_large_blocks_to_os()  # freed images leave RSS (the bound in tdmi_ros.memory_bound relies on it)
+    with ros_context(argv):
+        try:
+            node = PoseNode()
+        except ParameterException as e:  # e.g. a float parameter written as 0 in the YAML
+            rclpy.logging.get_logger(NODE_NAME).fatal(f"invalid parameters: {e}")
+            return 1
+        try:
+            steps = [] if args.no_autostart else [node.trigger_configure, node.trigger_activate]
+            for step in steps:
+                if stop.requested:  # stopped while starting: nothing failed
+                    return 0
+                if step() != TransitionCallbackReturn.SUCCESS:
+                    return 1  # the reason was logged (fatal) by the failing transition
+            spin_until_stopped(node, stop)
+        finally:
             node._teardown_active()
+            node.destroy_node()
     return 0
 
 

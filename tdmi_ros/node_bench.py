@@ -83,9 +83,17 @@ class Walkers:
 
 
 def load_frames(video: Path, count: int) -> list[np.ndarray]:
-    from tdmi_core.tools.frames import read_frames
+    """The first ``count`` frames of ``video`` (BGR)."""
+    import cv2
 
-    frames = list(read_frames(video, 0, count))
+    cap = cv2.VideoCapture(str(video))
+    frames = []
+    while len(frames) < count:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(frame)
+    cap.release()
     if not frames:
         raise FileNotFoundError(f"no frames in {video}")
     return frames

@@ -86,7 +86,8 @@ class PoseNodeConfig:
     flush_after_idle_s: float = field(default=0.0, metadata=_help(
         "With no frame for this long, publish the last delta frames with edge padding (0 = never)."))
     max_image_pixels: int = field(default=4096 * 4096, metadata=_help(
-        "Larger images are rejected (bad_size) before any allocation."))
+        "Larger images are dropped (image_bad_size) before decoding (compressed: sized from their header); so "
+        "are image messages above max_image_pixels x 8 bytes."))
     marker_lifetime_s: float = field(default=0.5, metadata=_help("Lifetime of RViz markers, so people who leave disappear."))
     marker_scale_m_per_px: float = field(default=0.01, metadata=_help(
         "Markers place pixel (u, v) at (u, v, 0) times this, in the image frame."))

@@ -7,6 +7,11 @@ Run: ``python -m tdmi_ros.recorder --output poses.jsonl [--topic poses] [--max-m
 """
 from __future__ import annotations
 
+if __name__ == "__main__":  # a program: a signal during the imports below waits for main (tdmi_ros.shutdown)
+    from tdmi_ros.shutdown import hold_stop_signals
+
+    hold_stop_signals()
+
 import argparse
 import json
 import sys
@@ -15,11 +20,12 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.utilities import remove_ros_args
 
 from tdmi_ros.conversions import stamp_to_ns
+from tdmi_ros.safety import CallbackGuard, NodeLog
+from tdmi_ros.shutdown import StopRequest, run_node, run_program, spin_until_stopped
 
 
 def skeleton_array_to_record(msg: Any, received_ns: int) -> dict[str, Any]:
@@ -50,8 +56,10 @@ class PoseRecorder:
 
         self.out = out
         self.count = 0
+        self.guard = CallbackGuard(NodeLog(node.get_logger()))
         self.sub = node.create_subscription(
-            Skeleton2DArray, topic, self._on_poses, QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+            Skeleton2DArray, topic, self.guard.wrap("poses", self._on_poses),
+            QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE),
         )
 
     def _on_poses(self, msg: Any) -> None:
@@ -61,7 +69,11 @@ class PoseRecorder:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv if argv is None else argv)
+    """Record until the limits or SIGINT/SIGTERM (exit 0)."""
+    return run_program(lambda stop: _run(list(sys.argv if argv is None else argv), stop))
+
+
+def _run(argv: list[str], stop: StopRequest) -> int:
     parser = argparse.ArgumentParser(prog="tdmi-recorder", description=__doc__,
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--output", type=Path, required=True, help="JSON lines file to write")
@@ -70,20 +82,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration-s", type=float, default=0.0, help="stop after this long (0 = no limit)")
     args = parser.parse_args(remove_ros_args(argv)[1:])
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with rclpy.init(args=argv), open(args.output, "w") as out:
-            node = rclpy.create_node("tdmi_recorder")
-            recorder = PoseRecorder(node, args.topic, out)
-            deadline = time.monotonic() + args.duration_s if args.duration_s > 0 else None
-            while rclpy.ok():
-                rclpy.spin_once(node, timeout_sec=0.1)
-                if args.max_messages and recorder.count >= args.max_messages:
-                    break
-                if deadline is not None and time.monotonic() > deadline:
-                    break
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    return 0
+    return run_node(argv, stop, "tdmi_recorder", lambda: rclpy.create_node("tdmi_recorder"),
+                    lambda node: _record(node, args, stop))
+
+
+def _record(node: Any, args: argparse.Namespace, stop: StopRequest) -> None:
+    """Write every message to ``args.output`` until the limits or a stop."""
+    deadline = time.monotonic() + args.duration_s if args.duration_s > 0 else float("inf")
+    with open(args.output, "w") as out:
+        recorder = PoseRecorder(node, args.topic, out)
+
+        def done() -> bool:
+            return bool(args.max_messages and recorder.count >= args.max_messages) or time.monotonic() > deadline
+
+        spin_until_stopped(node, stop, done)
 
 
 if __name__ == "__main__":

@@ -11,12 +11,20 @@ counted by reason:
 - ``image_stamp_backwards`` / ``image_duplicate_stamp``: an image not newer than the last one
   accepted (a large backward jump instead asks the caller to reset, see :class:`AddResult`).
 - ``detections_late``: detections for an image older than the last pair already emitted.
+- ``detections_duplicate_stamp``: a second array for a stamp that already has one, waiting or
+  already paired. The first one wins: pairing never waits for possible duplicates.
+- ``image_stream_reset`` / ``detections_stream_reset``: waiting items of the old sequence
+  discarded when the source restarted.
+
+Source restarts: a backward jump of at least ``reset_backwards_s`` starts a new sequence. Images
+announce it (``reset``); detections that jump back that far are not "late" but the new sequence
+arriving before its images, so they wait like any other (and survive the reset).
 
 Pairs come out in increasing stamp order, which the temporal model needs.
 """
 from __future__ import annotations
 
-from collections import Counter, OrderedDict
+from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -35,10 +43,12 @@ class Pair(Generic[ImageT, DetT]):
 
 @dataclass
 class AddResult(Generic[ImageT, DetT]):
-    """What one ``add_*`` call produced: ready pairs (stamp order) and whether time jumped back."""
+    """What one ``add_*`` call produced: ready pairs (stamp order), whether time jumped back, and
+    the drop reason if the offered item itself was dropped at once."""
 
     pairs: list[Pair[ImageT, DetT]] = field(default_factory=list)
     reset: bool = False
+    dropped: str | None = None
 
 
 class StampPairer(Generic[ImageT, DetT]):
@@ -71,6 +81,7 @@ class StampPairer(Generic[ImageT, DetT]):
         self._dets: OrderedDict[int, tuple[float, DetT]] = OrderedDict()
         self._last_image_ns: int | None = None
         self._last_pair_ns: int | None = None
+        self._paired_dets: deque[int] = deque(maxlen=self.max_pending)  # to tell duplicates from late ones
 
     def reset(self) -> None:
         """Forget everything waiting and the stamp history (counters are kept)."""
@@ -78,6 +89,16 @@ class StampPairer(Generic[ImageT, DetT]):
         self._dets.clear()
         self._last_image_ns = None
         self._last_pair_ns = None
+        self._paired_dets.clear()
+
+    def _restart(self, old_last_image_ns: int) -> None:
+        """A new sequence: discard the old one's waiting items, keep detections that already jumped back."""
+        new_dets = [(s, v) for s, v in self._dets.items() if old_last_image_ns - s >= self.reset_backwards_ns]
+        self.drops["image_stream_reset"] += len(self._images)
+        self.drops["detections_stream_reset"] += len(self._dets) - len(new_dets)
+        self.reset()
+        self._dets.update(new_dets)
+        self.resets += 1
 
     @property
     def pending(self) -> tuple[int, int]:
@@ -89,11 +110,11 @@ class StampPairer(Generic[ImageT, DetT]):
         result: AddResult[ImageT, DetT] = AddResult()
         if self._last_image_ns is not None and stamp_ns <= self._last_image_ns:
             if self._last_image_ns - stamp_ns >= self.reset_backwards_ns:
-                self.reset()
-                self.resets += 1
+                self._restart(self._last_image_ns)
                 result.reset = True
             else:
-                self.drops["image_duplicate_stamp" if stamp_ns == self._last_image_ns else "image_stamp_backwards"] += 1
+                result.dropped = "image_duplicate_stamp" if stamp_ns == self._last_image_ns else "image_stamp_backwards"
+                self.drops[result.dropped] += 1
                 self._flush_expired(now_s)
                 return result
         self._last_image_ns = stamp_ns
@@ -104,13 +125,17 @@ class StampPairer(Generic[ImageT, DetT]):
     def add_detections(self, stamp_ns: int, detections: DetT, now_s: float) -> AddResult[ImageT, DetT]:
         """Offer a detection array (stamped with its image's stamp) received at ``now_s``."""
         result: AddResult[ImageT, DetT] = AddResult()
-        if self._last_pair_ns is not None and stamp_ns <= self._last_pair_ns:
-            # (after a source restart the image side resets first, so these are only late ones)
-            self.drops["detections_late"] += 1
-            self._flush_expired(now_s)
-            return result
-        if stamp_ns in self._dets:
-            self.drops["detections_duplicate_stamp"] += 1
+        # as far behind the last image as an image that restarts the sequence: a restarted source
+        # whose images have not come yet, so it waits (and _restart keeps it)
+        restarted = self._last_image_ns is not None and self._last_image_ns - stamp_ns >= self.reset_backwards_ns
+        reason = None
+        if stamp_ns in self._dets or (not restarted and stamp_ns in self._paired_dets):
+            reason = "detections_duplicate_stamp"
+        elif self._last_pair_ns is not None and stamp_ns <= self._last_pair_ns and not restarted:
+            reason = "detections_late"
+        if reason is not None:
+            self.drops[reason] += 1
+            result.dropped = reason
             self._flush_expired(now_s)
             return result
         self._dets[stamp_ns] = (now_s, detections)
@@ -152,6 +177,7 @@ class StampPairer(Generic[ImageT, DetT]):
                 continue
             _, image = self._images.pop(img_ns)
             _, dets = self._dets.pop(det_ns)
+            self._paired_dets.append(det_ns)
             ready.append(Pair(img_ns, image, dets))
         if not ready:
             return ready
@@ -160,7 +186,8 @@ class StampPairer(Generic[ImageT, DetT]):
         for img_ns in [s for s in self._images if s < newest]:
             del self._images[img_ns]
             self.drops["image_unpaired"] += 1
-        for det_ns in [s for s in self._dets if s < newest - self.slop_ns]:
+        # (detections from as far back as a restart wait for their images and expire by time)
+        for det_ns in [s for s in self._dets if newest - self.reset_backwards_ns < s < newest - self.slop_ns]:
             del self._dets[det_ns]
             self.drops["detections_unpaired"] += 1
         self._last_pair_ns = newest

@@ -10,6 +10,11 @@ Run: ``python -m tdmi_ros.video_publisher --ros-args -p source:=video.mp4``.
 """
 from __future__ import annotations
 
+if __name__ == "__main__":  # a program: a signal during the imports below waits for main (tdmi_ros.shutdown)
+    from tdmi_ros.shutdown import hold_stop_signals
+
+    hold_stop_signals()
+
 import sys
 import time
 from pathlib import Path
@@ -19,11 +24,11 @@ import cv2
 import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.exceptions import ParameterException
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 
 from tdmi_ros import conversions as conv
 from tdmi_ros.qos import image_qos
+from tdmi_ros.shutdown import StopRequest, run_node, run_program
 
 NODE_NAME = "tdmi_video_publisher"
 
@@ -105,30 +110,31 @@ class VideoPublisher(Node):
             frame = cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
         return frame
 
-    def wait_for_subscribers(self, timeout_s: float = 60.0) -> None:
+    def wait_for_subscribers(self, stop: StopRequest, timeout_s: float = 60.0) -> None:
         wanted = int(self.p["wait_for_subscribers"])
         deadline = time.monotonic() + timeout_s
-        while wanted and self.pub.get_subscription_count() < wanted:
+        while wanted and self.pub.get_subscription_count() < wanted and not stop.requested:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"only {self.pub.get_subscription_count()} of {wanted} subscribers after {timeout_s} s")
-            time.sleep(0.05)
+            stop.wait(0.05)
 
-    def run(self) -> int:
-        """Publish until the source ends (returns 0) or ``max_frames`` frames are out."""
+    def run(self, stop: StopRequest | None = None) -> int:
+        """Publish until the source ends (returns 0), ``max_frames`` frames are out, or ``stop``."""
         from std_msgs.msg import Header
 
-        self.wait_for_subscribers()
+        stop = stop or StopRequest()
+        self.wait_for_subscribers(stop)
         max_frames = int(self.p["max_frames"])
         next_t = time.monotonic()
-        while rclpy.ok(context=self.context):
+        while rclpy.ok(context=self.context) and not stop.requested:
             if max_frames and self.published >= max_frames:
                 break
             frame = self._read()
             if frame is None:
                 break
             delay = next_t - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
+            if delay > 0 and stop.wait(delay):
+                break
             next_t = max(next_t + self.period_s, time.monotonic() - self.period_s)  # no burst after a stall
             header = Header(stamp=self.get_clock().now().to_msg(), frame_id=self.p["frame_id"])
             if self.p["transport"] == "compressed":
@@ -138,24 +144,18 @@ class VideoPublisher(Node):
             self.published += 1
         self.get_logger().info(f"published {self.published} frames")
         self.capture.release()
+        if not stop.requested:
+            stop.wait(0.5)  # let reliable writers deliver the last frames before the participant goes
         return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv if argv is None else argv)
-    try:
-        with rclpy.init(args=argv):
-            try:
-                node = VideoPublisher()
-            except (ValueError, FileNotFoundError, RuntimeError, ParameterException) as e:
-                rclpy.logging.get_logger(NODE_NAME).fatal(str(e))
-                return 2
-            code = node.run()
-            time.sleep(0.5)  # let reliable writers deliver the last frames before the participant goes
-            node.destroy_node()
-            return code
-    except (KeyboardInterrupt, ExternalShutdownException):
-        return 0
+    """Publish until the source ends or SIGINT/SIGTERM (exit 0); exit 2 on bad settings."""
+    return run_program(lambda stop: run_node(
+        list(sys.argv if argv is None else argv), stop, NODE_NAME, VideoPublisher, lambda node: node.run(stop),
+        start_errors=(ValueError, FileNotFoundError, RuntimeError, ParameterException),
+        cleanup=lambda node: node.capture.release(),
+    ))
 
 
 if __name__ == "__main__":

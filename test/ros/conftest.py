@@ -30,3 +30,25 @@ def procs(ros_env: dict[str, str], repo_root: Path, tmp_path: Path) -> Iterator[
         yield manager
     finally:
         manager.stop_all()
+
+
+VIDEO_CANDIDATES = ("assets/videos/vtest.avi", "/usr/share/doc/opencv-doc/examples/data/vtest.avi")
+
+
+@pytest.fixture(scope="session")
+def video(repo_root: Path) -> Path:
+    """OpenCV's vtest.avi (people walking), or skip."""
+    for candidate in VIDEO_CANDIDATES:
+        path = repo_root / candidate
+        if path.is_file():
+            return path
+    pytest.skip("no vtest.avi: run scripts/fetch_assets.py --only vtest (or apt-get install opencv-doc)")
+
+
+@pytest.fixture(scope="session")
+def movenet(repo_root: Path) -> Path:
+    """The MoveNet MultiPose ONNX file of the detector, or skip."""
+    path = repo_root / "weights" / "movenet_multipose_lightning.onnx"
+    if not path.is_file():
+        pytest.skip("weights/movenet_multipose_lightning.onnx missing")
+    return path

@@ -78,6 +78,16 @@ class ProcessManager:
                 return path.read_text(errors="replace")
         return ""
 
+    def wait_for_log(self, proc: subprocess.Popen, text: str, timeout_s: float = 60.0) -> None:
+        """Until ``text`` appears in the output of ``proc``; fails if it exits first or time runs out."""
+        deadline = time.monotonic() + timeout_s
+        while text not in self.log_text(proc):
+            if proc.poll() is not None:
+                pytest.fail(f"process exited ({proc.returncode}) before logging {text!r}:\n{self.log_text(proc)}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"no {text!r} in the output after {timeout_s:.0f} s:\n{self.log_text(proc)}")
+            time.sleep(0.01)
+
     def stop(self, proc: subprocess.Popen, timeout_s: float = 10.0) -> int:
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)
@@ -161,10 +171,11 @@ class StreamProbe:
         node.create_subscription(DiagnosticArray, "/diagnostics", self.diagnostics.append, 50)
 
     def wait_ready(self, proc: subprocess.Popen, procs: ProcessManager, timeout_s: float = 60.0) -> None:
-        """Until the node is active (publishes diagnostics) and our publishers are matched."""
+        """Until the node is active (publishes diagnostics) and our publishers and /poses are matched."""
         self.ros.spin_until(
             lambda: (bool(self.diagnostics) and self.image_pub.get_subscription_count() > 0
-                     and self.det_pub.get_subscription_count() > 0) or proc.poll() is not None,
+                     and self.det_pub.get_subscription_count() > 0 and self.poses_sub.get_publisher_count() > 0)
+            or proc.poll() is not None,
             timeout_s, "the pose node to become active",
         )
         assert proc.poll() is None, f"pose node died:\n{procs.log_text(proc)}"

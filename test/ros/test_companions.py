@@ -2,8 +2,6 @@
 detector's start-up errors."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -12,14 +10,7 @@ from tdmi_ros.conversions import compressed_to_bgr, stamp_to_ns
 pytestmark = pytest.mark.ros
 
 
-def _video(repo_root: Path) -> Path:
-    for candidate in ("assets/videos/vtest.avi", "/usr/share/doc/opencv-doc/examples/data/vtest.avi"):
-        if (repo_root / candidate).is_file():
-            return repo_root / candidate
-    pytest.skip("no vtest.avi: run scripts/fetch_assets.py --only vtest")
-
-
-def test_video_publisher_loops_compressed_with_increasing_stamps(ros, procs, repo_root):
+def test_video_publisher_loops_compressed_with_increasing_stamps(ros, procs, video):
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import CompressedImage
 
@@ -27,7 +18,7 @@ def test_video_publisher_loops_compressed_with_increasing_stamps(ros, procs, rep
     ros.node.create_subscription(CompressedImage, "cam/compressed", got.append,
                                  QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE))
     # vtest.avi has 795 frames: starting at 790 with 12 frames forces a loop back to the start
-    pub = procs.start(["-m", "tdmi_ros.video_publisher", "--ros-args", "-p", f"source:={_video(repo_root)}",
+    pub = procs.start(["-m", "tdmi_ros.video_publisher", "--ros-args", "-p", f"source:={video}",
                        "-p", "topic:=cam", "-p", "transport:=compressed", "-p", "start_frame:=790",
                        "-p", "loop:=true", "-p", "max_frames:=12", "-p", "rate_hz:=40.0", "-p", "resize_width:=160",
                        "-p", "wait_for_subscribers:=1", "-p", "frame_id:=cam0"], name="video")

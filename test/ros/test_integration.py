@@ -24,24 +24,6 @@ DELTA = 2
 N_FRAMES = 30
 RATE_HZ = 6.0  # below the file's 10 fps: the MoveNet detector shares 2 CPU cores with the pose node
 WIDTH, HEIGHT = 384, 288  # vtest.avi is 768x576; resized by the publisher
-VIDEO_CANDIDATES = ("assets/videos/vtest.avi", "/usr/share/doc/opencv-doc/examples/data/vtest.avi")
-
-
-@pytest.fixture(scope="module")
-def video(repo_root: Path) -> Path:
-    for candidate in VIDEO_CANDIDATES:
-        path = repo_root / candidate
-        if path.is_file():
-            return path
-    pytest.skip("no vtest.avi: run scripts/fetch_assets.py --only vtest (or apt-get install opencv-doc)")
-
-
-@pytest.fixture(scope="module")
-def movenet(repo_root: Path) -> Path:
-    path = repo_root / "weights" / "movenet_multipose_lightning.onnx"
-    if not path.is_file():
-        pytest.skip("weights/movenet_multipose_lightning.onnx missing")
-    return path
 
 
 def demo_params(tmp_path: Path, repo_root: Path, video: Path, movenet: Path, subscribers: int) -> Path:

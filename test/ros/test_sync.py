@@ -101,6 +101,33 @@ def test_duplicate_detection_stamp_dropped():
     assert s.drops == {"detections_duplicate_stamp": 1}
 
 
+def test_second_array_for_a_paired_stamp_is_a_duplicate_and_the_first_wins():
+    s = StampPairer(max_wait_s=1.0)
+    s.add_image(5 * MS, "i", 0.0)
+    assert [p.detections for p in s.add_detections(5 * MS, "first", 0.0).pairs] == ["first"]
+    r = s.add_detections(5 * MS, "decoy", 0.0)
+    assert r.pairs == [] and r.dropped == "detections_duplicate_stamp"
+    assert s.add_detections(4 * MS, "old", 0.0).dropped == "detections_late"
+    assert s.drops == {"detections_duplicate_stamp": 1, "detections_late": 1}
+
+
+def test_detections_before_their_image_after_a_restart_still_pair():
+    """A restarted source whose detections overtake its first image loses no frame."""
+    s = StampPairer(max_wait_s=1.0, reset_backwards_s=1.0)
+    for t in (60_000, 60_033):
+        s.add_image(t * MS, t, 0.0)
+        s.add_detections(t * MS, t, 0.0)
+    s.add_image(60_066 * MS, "old sequence, waiting", 0.0)
+    s.add_detections(60_099 * MS, "old sequence, waiting", 0.0)
+    r = s.add_detections(0, "new d0", 0.1)  # 60 s back: the new sequence, its image not here yet
+    assert r.dropped is None and r.pairs == []
+    s.add_detections(33 * MS, "new d1", 0.1)
+    r = s.add_image(0, "new i0", 0.1)
+    assert r.reset and [(p.image, p.detections) for p in r.pairs] == [("new i0", "new d0")]
+    assert stamps(s.add_image(33 * MS, "new i1", 0.2).pairs) == [33 * MS]
+    assert s.drops == {"image_stream_reset": 1, "detections_stream_reset": 1}
+
+
 def test_invalid_arguments_raise():
     with pytest.raises(ValueError):
         StampPairer(max_wait_s=0)
@@ -108,12 +135,15 @@ def test_invalid_arguments_raise():
         StampPairer(max_pending=0)
 
 
+@pytest.mark.parametrize("reset_backwards_ms", [1_000_000, 15])
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.booleans(), st.integers(0, 40), st.floats(0, 0.3)), max_size=80))
-def test_property_order_bounds_and_accounting(events):
-    """Random interleavings: pairs strictly increase, each stamp pairs once, nothing is lost silently."""
-    s = StampPairer(max_wait_s=0.5, max_pending=4, reset_backwards_s=1000.0)
+@given(events=st.lists(st.tuples(st.booleans(), st.integers(0, 40), st.floats(0, 0.3)), max_size=80))
+def test_property_order_bounds_and_accounting(events, reset_backwards_ms):
+    """Random interleavings (with and without restarts): pairs strictly increase within a sequence,
+    each stamp pairs once, nothing is lost silently."""
+    s = StampPairer(max_wait_s=0.5, max_pending=4, reset_backwards_s=reset_backwards_ms / 1000)
     now, emitted, images_in, dets_in = 0.0, [], 0, 0
+    sequences = [[]]
     for is_image, t, dt in events:
         now += dt
         if is_image:
@@ -123,8 +153,12 @@ def test_property_order_bounds_and_accounting(events):
             dets_in += 1
             r = s.add_detections(t * MS, t, now)
         assert s.pending[0] <= 4 and s.pending[1] <= 4
+        if r.reset:
+            sequences.append([])
+        sequences[-1] += r.pairs
         emitted += r.pairs
-    assert all(a.stamp_ns < b.stamp_ns for a, b in zip(emitted, emitted[1:]))
+    for seq in sequences:
+        assert all(a.stamp_ns < b.stamp_ns for a, b in zip(seq, seq[1:]))
     assert all(p.image == p.detections for p in emitted)
     s.expire(now + 10)
     image_drops = sum(v for k, v in s.drops.items() if k.startswith("image_"))
