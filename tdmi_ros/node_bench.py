@@ -63,6 +63,9 @@ class CellResult:
     answered_per_s: float = 0.0
     latency_ms: dict[str, float] = field(default_factory=dict)
     per_camera_answered: list[int] = field(default_factory=list)
+    # from each node's last /diagnostics: one inference step (p50, ms) and frames skipped while behind
+    node_inference_ms_p50: list[float] = field(default_factory=list)
+    node_skipped: list[int] = field(default_factory=list)
 
 
 class Walkers:
@@ -104,12 +107,14 @@ def run_cell(name: str, commands: list[Any], cameras: list[str], rate_hz: float,
     """Start ``commands``, play ``cameras`` at ``rate_hz`` until ``seconds`` are measured, stop them."""
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
+    from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
     from std_msgs.msg import Header
     from tdmi_msgs.msg import PersonDetectionArray, Skeleton2DArray
 
     from tdmi_ros import conversions as conv
+    from tdmi_ros.diagnostics import diagnostics_to_dict
 
     result = CellResult(name, len(cameras), len(commands), rate_hz, persons, source)
     group = ProcessGroup(shutdown_timeout_s=10.0)
@@ -122,6 +127,11 @@ def run_cell(name: str, commands: list[Any], cameras: list[str], rate_hz: float,
     sent: dict[tuple[int, int], float] = {}  # (camera, stamp ns) -> published, for measured frames
     received: dict[tuple[int, int], float] = {}
     outputs = [0] * len(cameras)
+    diagnostics: dict[str, dict[str, str]] = {}  # node status name -> its last report
+
+    def on_diagnostics(msg: Any) -> None:
+        if msg.status and msg.status[0].name.endswith(": pipeline"):
+            diagnostics[msg.status[0].name] = diagnostics_to_dict(msg)
 
     def on_poses(camera: int, msg: Any) -> None:
         now = time.time()
@@ -138,6 +148,7 @@ def run_cell(name: str, commands: list[Any], cameras: list[str], rate_hz: float,
                  node.create_publisher(PersonDetectionArray, topic(c, "detections"), qos)) for c in cameras]
         for i, c in enumerate(cameras):
             node.create_subscription(Skeleton2DArray, topic(c, "poses"), lambda m, i=i: on_poses(i, m), qos)
+        node.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, 50)
         group.start(commands)
         deadline = time.monotonic() + start_timeout_s
         # a pose node subscribes once its model is loaded: wait until every camera's input is matched
@@ -177,6 +188,9 @@ def run_cell(name: str, commands: list[Any], cameras: list[str], rate_hz: float,
         result.answered_frames = len(received)
         result.answered_per_s = len(received) / seconds
         result.per_camera_answered = [sum(1 for c, _ in received if c == k) for k in range(len(cameras))]
+        reports = list(diagnostics.values())
+        result.node_inference_ms_p50 = [float(d.get("latency_ms/inference/p50", "nan")) for d in reports]
+        result.node_skipped = [int(d.get("drop/compute_behind", 0)) for d in reports]
         if latencies.size:
             result.latency_ms = {q: float(np.percentile(latencies, int(q[1:]))) for q in ("p50", "p90", "p99")}
             result.latency_ms["mean"] = float(latencies.mean())
@@ -203,15 +217,16 @@ def window_variant(kind: str, model: str, weights_dir: Path, work_dir: Path) -> 
 
 def markdown(results: list[CellResult]) -> str:
     lines = ["| run | cameras | nodes | persons/camera | rate Hz | offered Hz | answered frames/s (all cameras) | "
-             "answered | p50 ms | p90 ms | p99 ms | model |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+             "answered | p50 ms | p90 ms | p99 ms | node step p50 ms | skipped (behind) | model |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in results:
         lat = r.latency_ms
         lines.append(
             f"| {r.name} | {r.cameras} | {r.nodes} | {r.persons} | {r.rate_hz:g} | {r.offered_hz:.1f} | "
             f"{r.answered_per_s:.1f} | {100 * r.answered_frames / max(r.measured_frames, 1):.0f} % | "
             f"{lat.get('p50', float('nan')):.0f} | {lat.get('p90', float('nan')):.0f} | "
-            f"{lat.get('p99', float('nan')):.0f} | {r.source} |")
+            f"{lat.get('p99', float('nan')):.0f} | {' / '.join(f'{v:.0f}' for v in r.node_inference_ms_p50)} | "
+            f"{sum(r.node_skipped)} | {r.source} |")
     return "\n".join(lines)
 
 

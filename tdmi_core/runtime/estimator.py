@@ -218,7 +218,8 @@ class StreamingPoseEstimator:
         keys = [f.stream for f in frames]
         if len(set(keys)) != len(keys):
             raise ValueError(f"one frame per stream per step; streams {keys} repeat")
-        added = [self._add(f) for f in frames]
+        checked = [self._checked(f) for f in frames]  # all valid before any stream changes
+        added = [self._add(f.stream, image, by_id, f.token) for f, (image, by_id) in zip(frames, checked)]
         ready = [n for n, (stream, index) in enumerate(added) if index - self.lag >= stream.next_emit]
         emitted = self._emit([(added[n][0], added[n][1] - self.lag, added[n][1]) for n in ready])
         out: list[list[FramePoses]] = [[] for _ in frames]
@@ -244,8 +245,8 @@ class StreamingPoseEstimator:
         return [poses for key in range(state.next_emit, last + 1) for poses in self._emit([(state, key, last)])]
 
     # ------------------------------------------------------------------ internals
-    def _add(self, frame: StreamFrame) -> tuple[StreamState, int]:
-        """Check and store one frame; update its tracks' crop boxes. Returns the stream and the frame's index."""
+    def _checked(self, frame: StreamFrame) -> tuple[np.ndarray, dict[int, TrackedBox]]:
+        """The frame's image and its tracks by id, or ValueError / TypeError for unusable input."""
         image = np.asarray(frame.image_bgr)
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8 or 0 in image.shape:
             raise ValueError(
@@ -258,9 +259,13 @@ class StreamingPoseEstimator:
             if tb.track_id in by_id:
                 raise ValueError(f"track id {tb.track_id} appears twice in one frame; ids must be unique per frame")
             by_id[tb.track_id] = tb
-        stream = self._streams.setdefault(frame.stream, StreamState())
+        return image, by_id
+
+    def _add(self, key: Hashable, image: np.ndarray, by_id: dict[int, TrackedBox], token: Any) -> tuple[StreamState, int]:
+        """Store one checked frame; update its tracks' crop boxes. Returns the stream and the frame's index."""
+        stream = self._streams.setdefault(key, StreamState())
         f = stream.next_frame
-        stream.frames[f] = FrameRecord(image=image, token=frame.token, tracks=by_id)
+        stream.frames[f] = FrameRecord(image=image, token=token, tracks=by_id)
         # boxes were checked when their TrackedBox was made: the crop regions of all come in one go
         boxes = np.stack([tb.box_xyxy for tb in by_id.values()]) if by_id else np.zeros((0, 4))
         for (tid, tb), crop in zip(by_id.items(), crop_boxes(boxes, self.input_size_hw, self.box_padding)):

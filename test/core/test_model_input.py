@@ -20,6 +20,26 @@ from tdmi_core.runtime.types import TrackedBox
 FIXTURES = Path(__file__).resolve().parents[1] / "data" / "posetrack_train"
 
 
+def served_windows(window: str, delta: int, pushes: int, flush: bool) -> list[torch.Tensor]:
+    """``[T, S, C, h, w]`` features of every window a tiny model's head gets from the runtime, for
+    ``pushes`` random frames with one still person (one crop box: equal frames give equal features)."""
+    cfg = load_model_config("tdmi_lite", name=f"tiny_{window}", width=8, input_size_hw=(64, 64),
+                            heatmap_size_hw=(16, 16), rdm_hidden=8, delta=delta, window=window)
+    torch.manual_seed(0)
+    backend = TorchBackend(build_model(cfg).eval())
+    windows: list[torch.Tensor] = []
+    head = backend.temporal_head
+    backend.temporal_head = lambda w: windows.append(w[0].clone()) or head(w)
+    est = StreamingPoseEstimator(backend, cfg)
+    rng = np.random.default_rng(0)
+    box = TrackedBox(0, [10.0, 10.0, 50.0, 70.0])
+    for _ in range(pushes):
+        est.push(rng.integers(0, 256, (80, 64, 3), dtype=np.uint8), [box])
+    if flush:
+        est.flush()
+    return windows
+
+
 def test_interior_window() -> None:
     assert window_frame_indices(5, 10, 2) == [3, 4, 5, 6, 7]
 
@@ -72,20 +92,7 @@ def test_training_and_serving_pad_the_window_end_the_same_way() -> None:
     assert torch.equal(frames[6], frames[4]) and not torch.equal(frames[6], frames[5])  # frame 6 twice, not 7
 
     # serving: the runtime's window for key frame 5 once frame 7 is the last (flush pads the end)
-    cfg = load_model_config("tdmi_lite", name="tiny_delta3", width=8, input_size_hw=(64, 64),
-                            heatmap_size_hw=(16, 16), rdm_hidden=8, delta=delta)
-    torch.manual_seed(0)
-    backend = TorchBackend(build_model(cfg).eval())
-    windows: list[torch.Tensor] = []
-    head = backend.temporal_head
-    backend.temporal_head = lambda w: windows.append(w.clone()) or head(w)
-    est = StreamingPoseEstimator(backend, cfg)
-    rng = np.random.default_rng(0)
-    box = TrackedBox(0, [10.0, 10.0, 50.0, 70.0])
-    for _ in range(n):
-        est.push(rng.integers(0, 256, (80, 64, 3), dtype=np.uint8), [box])
-    est.flush()
-    window = windows[key][0]  # [T, S, C, h, w] features of key frame 5's window (held crop: equal features)
+    window = served_windows("symmetric", delta, pushes=n, flush=True)[key]  # equal frames: equal features
     assert torch.equal(window[6], window[4]) and not torch.equal(window[6], window[5])
 
 
@@ -112,17 +119,5 @@ def test_training_and_serving_clamp_the_causal_window_start_the_same_way(tmp_pat
     assert all(np.array_equal(crops[j], crops[0]) for j in range(4)) and not np.array_equal(crops[3], crops[4])
 
     # serving: the runtime's window for key frame 1, emitted when frame 1 is pushed
-    cfg = load_model_config("tdmi_lite", name="tiny_causal", width=8, input_size_hw=(64, 64),
-                            heatmap_size_hw=(16, 16), rdm_hidden=8, window="causal")
-    torch.manual_seed(0)
-    backend = TorchBackend(build_model(cfg).eval())
-    windows: list[torch.Tensor] = []
-    head = backend.temporal_head
-    backend.temporal_head = lambda w: windows.append(w.clone()) or head(w)
-    est = StreamingPoseEstimator(backend, cfg)
-    rng = np.random.default_rng(0)
-    box = TrackedBox(0, [10.0, 10.0, 50.0, 70.0])
-    for _ in range(2):
-        est.push(rng.integers(0, 256, (80, 64, 3), dtype=np.uint8), [box])
-    window = windows[1][0]  # [T, S, C, h, w] features of key frame 1's window
+    window = served_windows("causal", 2, pushes=2, flush=False)[1]
     assert all(torch.equal(window[j], window[0]) for j in range(4)) and not torch.equal(window[3], window[4])

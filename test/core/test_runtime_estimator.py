@@ -391,6 +391,9 @@ def test_several_streams_batch_into_one_backbone_and_one_head_call(model_and_cfg
                 np.testing.assert_allclose(pa.keypoints, pb.keypoints, rtol=1e-4, atol=1e-4)
     with pytest.raises(ValueError, match="one frame per stream"):
         est.push_many([StreamFrame("left", images[0], []), StreamFrame("left", images[0], [])])
+    with pytest.raises(ValueError, match="uint8"):
+        est.push_many([StreamFrame("left", images[0], []), StreamFrame("right", np.zeros((4, 4)), [])])
+    assert est.num_buffered_frames == 0  # a step with a bad frame is refused whole
 
 
 class PeakBackend:
