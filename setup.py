@@ -36,6 +36,7 @@ setup(
             "tdmi-recorder = tdmi_ros.recorder:main",
             "tdmi-demo = tdmi_ros.demo:main",
             "tdmi-node-overhead = tdmi_ros.overhead_bench:main",
+            "tdmi-node-bench = tdmi_ros.node_bench:main",
             # offline tools (no ROS)
             "tdmi-bench = tdmi_core.tools.bench:main",
             "tdmi-train = tdmi_core.train.__main__:main",

@@ -8,8 +8,10 @@ same processes: both build them with ``tdmi_ros.launch_cli.node_commands``.
 Arguments: ``config`` (parameter YAML; default ./config/pose.yaml, else the package's installed copy), ``video`` (file or camera index; empty = the YAML's
 ``enabled``), ``detector`` (true/false/auto = the YAML), ``allow_untrained`` (testing only: the pose node's
 ``runtime.allow_untrained``),
-``record`` (JSON-lines output file; empty = no recorder). Topics are relative: push a namespace or
-remap at the call site. The pose node configures and activates itself (lifecycle autostart).
+``record`` (JSON-lines output file; empty = no recorder), ``cameras`` (comma-separated camera
+namespaces served by one node, persons batched across cameras; empty = one camera on the plain
+topics), ``node_per_camera`` (true: one pose node per camera instead). Topics are relative: push a
+namespace or remap at the call site. The pose node configures and activates itself (lifecycle autostart).
 """
 from __future__ import annotations
 
@@ -28,7 +30,8 @@ def _processes(context: LaunchContext) -> list[ExecuteProcess]:
     overrides = {"runtime.allow_untrained": "true"} if arg("allow_untrained").lower() == "true" else {}
     commands = node_commands(
         arg("config") or default_config_path(), video=arg("video") or None, detector=detector, pose_overrides=overrides,
-        record=arg("record") or None,
+        record=arg("record") or None, cameras=[c for c in arg("cameras").split(",") if c] or None,
+        node_per_camera=arg("node_per_camera").lower() == "true",
     )
     return [
         ExecuteProcess(cmd=cmd.argv, name=cmd.name, output="screen", sigterm_timeout="10", sigkill_timeout="5")
@@ -45,5 +48,8 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("allow_untrained", default_value="false",
                               description="testing only: run an untrained model (runtime.allow_untrained)"),
         DeclareLaunchArgument("record", default_value="", description="JSON-lines file for /poses ('' = off)"),
+        DeclareLaunchArgument("cameras", default_value="",
+                              description="comma-separated camera namespaces for one batched node ('' = one camera)"),
+        DeclareLaunchArgument("node_per_camera", default_value="false", description="true: one pose node per camera"),
         OpaqueFunction(function=_processes),
     ])

@@ -1,8 +1,10 @@
 """What a TDMI model input is made of, shared by training (``tdmi_core.data``) and serving (``tdmi_core.runtime``).
 
-- Which frames: :func:`window_frame_indices`, the window ``[t - delta, ..., t + delta]`` with the
-  paper family's padding at sequence ends, or :func:`causal_window_frame_indices`, the window
-  ``[t - 2 delta, ..., t]`` without look-ahead.
+- Which frames: :func:`window_frames` for a window kind (:data:`WINDOWS`): the symmetric window
+  ``[t - delta, ..., t + delta]`` with the paper family's padding at sequence ends
+  (:func:`window_frame_indices`), the causal window ``[t - 2 delta, ..., t]`` without look-ahead
+  (:func:`causal_window_frame_indices`), or a single-frame model's window (the key frame repeated);
+  :func:`window_span` says how far before and after the key frame a window reaches.
 - How pixels are scaled: crops are RGB, normalised with the ImageNet mean and standard deviation
   below (what HRNet was pretrained with): :func:`pixel_normalization` gives the exact float32
   constants both sides apply to 0..255 pixels, so their inputs agree bit for bit.
@@ -13,8 +15,11 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["IMAGENET_MEAN_RGB", "IMAGENET_STD_RGB", "causal_window_frame_indices", "pixel_normalization",
-           "window_frame_indices"]
+__all__ = ["IMAGENET_MEAN_RGB", "IMAGENET_STD_RGB", "WINDOWS", "causal_window_frame_indices", "pixel_normalization",
+           "window_frame_indices", "window_frames", "window_span"]
+
+# Window kinds: a model config's ``window`` (symmetric | causal), or a single-frame twin's (key frame repeated).
+WINDOWS: tuple[str, ...] = ("symmetric", "causal", "single_frame")
 
 # ImageNet normalisation (RGB order, inputs scaled to [0, 1]).
 IMAGENET_MEAN_RGB: tuple[float, float, float] = (0.485, 0.456, 0.406)
@@ -70,3 +75,34 @@ def causal_window_frame_indices(key_index: int, num_frames: int, delta: int) -> 
     if not 0 <= key_index < num_frames:
         raise ValueError(f"key frame {key_index} outside the {num_frames} available frames")
     return [max(0, key_index + offset) for offset in range(-2 * delta, 1)]
+
+
+def window_span(window: str, delta: int) -> tuple[int, int]:
+    """``(frames before, frames after)`` the key frame that a ``window`` of span ``delta`` reaches.
+
+    The frames after are the look-ahead: a stream can emit key frame ``t`` once frame ``t + after`` is in.
+    """
+    spans = {"symmetric": (delta, delta), "causal": (2 * delta, 0), "single_frame": (0, 0)}
+    if window not in spans:
+        raise ValueError(f"window must be one of {WINDOWS}, got {window!r}")
+    return spans[window]
+
+
+def window_frames(window: str, key_index: int, num_frames: int, delta: int) -> list[int]:
+    """The ``2 * delta + 1`` frame indices of key frame ``key_index``'s window of kind ``window`` (time order).
+
+    ``"symmetric"``: :func:`window_frame_indices`; ``"causal"``: :func:`causal_window_frame_indices`;
+    ``"single_frame"``: the key frame repeated (a single-frame twin sees nothing else, as in its training).
+    Training and serving both build windows through this function.
+    """
+    if window == "symmetric":
+        return window_frame_indices(key_index, num_frames, delta)
+    if window == "causal":
+        return causal_window_frame_indices(key_index, num_frames, delta)
+    if window == "single_frame":
+        if delta < 0:
+            raise ValueError(f"delta must be >= 0, got {delta}")
+        if not 0 <= key_index < num_frames:
+            raise ValueError(f"key frame {key_index} outside the {num_frames} available frames")
+        return [key_index] * (2 * delta + 1)
+    raise ValueError(f"window must be one of {WINDOWS}, got {window!r}")

@@ -22,6 +22,7 @@ if __name__ == "__main__":  # a program: a signal during the imports below waits
     hold_stop_signals()
 
 import argparse
+import json
 import logging
 import signal
 import subprocess
@@ -94,6 +95,8 @@ def node_commands(
     pose_overrides: dict[str, str] | None = None,
     record: str | None = None,
     python: str = sys.executable,
+    cameras: list[str] | None = None,
+    node_per_camera: bool = False,
 ) -> list[NodeCommand]:
     """The processes to start for ``config_path``.
 
@@ -103,6 +106,9 @@ def node_commands(
         detector: force the detector on/off; None = the YAML's ``enabled``.
         pose_overrides: extra ``-p name:=value`` for the pose node.
         record: a JSON-lines path: also start the recorder on the pose topic.
+        cameras: camera namespaces (topics ``<camera>/image``, ``<camera>/detections`` → ``<camera>/poses``):
+            one pose node serves them all (its ``cameras`` parameter) ...
+        node_per_camera: ... or one pose node per camera, in that camera's namespace.
     """
     config = load_config(config_path)
     params = ["--ros-args", "--params-file", str(Path(config_path).resolve())]
@@ -113,11 +119,30 @@ def node_commands(
     if detector if detector is not None else _enabled(config, DETECTOR):
         commands.append(NodeCommand(DETECTOR, [python, "-m", MODULES[DETECTOR], *params]))
     extra = [arg for k, v in (pose_overrides or {}).items() for arg in ("-p", f"{k}:={v}")]
-    commands.append(NodeCommand(POSE, [python, "-m", MODULES[POSE], *params, *extra]))
+    if cameras and node_per_camera:
+        # a node in a namespace no longer matches the file's `tdmi_pose:` key: its section goes as -p values
+        section = [arg for k, v in _flatten(config[POSE]["ros__parameters"]) for arg in ("-p", f"{k}:={json.dumps(v)}")]
+        for camera in cameras:
+            argv = [python, "-m", MODULES[POSE], "--ros-args", "-r", f"__ns:=/{camera}", *section, *extra]
+            commands.append(NodeCommand(f"{POSE}_{camera}", argv))
+    else:
+        batched = ["-p", f"cameras:={json.dumps(list(cameras))}"] if cameras else []
+        commands.append(NodeCommand(POSE, [python, "-m", MODULES[POSE], *params, *extra, *batched]))
     if record is not None:
         topic = str(config[POSE]["ros__parameters"].get("poses_topic", "poses"))
         commands.append(NodeCommand(RECORDER, [python, "-m", MODULES[RECORDER], "--output", record, "--topic", topic]))
     return commands
+
+
+def _flatten(section: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """A nested parameter mapping as ROS's dotted names (``runtime: {backend: x}`` → ``runtime.backend``)."""
+    out: list[tuple[str, Any]] = []
+    for name, value in section.items():
+        if isinstance(value, dict):
+            out += _flatten(value, f"{prefix}{name}.")
+        else:
+            out.append((f"{prefix}{name}", value))
+    return out
 
 
 class ProcessGroup:
@@ -169,7 +194,7 @@ def run(commands: list[NodeCommand], stop: StopRequest, exit_when_video_ends: bo
                 name, code = next(iter(failed.items()))
                 _logger.error("%s exited with code %d; stopping the others", name, code)
                 break
-            if POSE in done or DETECTOR in done or RECORDER in done:
+            if any(n.startswith(POSE) for n in done) or DETECTOR in done or RECORDER in done:
                 _logger.info("%s exited; stopping the others", ", ".join(n for n in done if n != VIDEO))
                 break
             if VIDEO in done and exit_when_video_ends:
@@ -207,6 +232,10 @@ def _main(argv: list[str] | None, stop: StopRequest) -> int:
     parser.add_argument("-p", "--param", action="append", default=[], metavar="NAME:=VALUE",
                         help="extra pose node parameter, e.g. runtime.backend:=onnxruntime (repeatable)")
     parser.add_argument("--record", help="also record the poses to this JSON-lines file")
+    parser.add_argument("--cameras", nargs="+", metavar="NAMESPACE",
+                        help="serve these cameras (<camera>/image + <camera>/detections -> <camera>/poses) in one node, "
+                        "persons batched across cameras")
+    parser.add_argument("--node-per-camera", action="store_true", help="with --cameras: one pose node per camera")
     parser.add_argument("--exit-when-video-ends", action="store_true", help="stop everything after the video ends")
     parser.add_argument("--linger-s", type=float, default=2.0, help="with --exit-when-video-ends: wait this long")
     parser.add_argument("--shutdown-timeout-s", type=float, default=10.0, help="SIGINT grace before SIGTERM")
@@ -223,7 +252,8 @@ def _main(argv: list[str] | None, stop: StopRequest) -> int:
     if args.allow_untrained:
         overrides["runtime.allow_untrained"] = "true"
     try:
-        commands = node_commands(args.config or default_config_path(), args.video, args.detector, overrides, args.record)
+        commands = node_commands(args.config or default_config_path(), args.video, args.detector, overrides, args.record,
+                                 cameras=args.cameras, node_per_camera=args.node_per_camera)
     except (FileNotFoundError, ValueError) as e:
         _logger.error("%s", e)
         return 2

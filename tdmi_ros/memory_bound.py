@@ -20,6 +20,8 @@ annotated output (if published)       3 P x (``output_qos_depth`` + 3): writer h
                                       its message and serialization
 ====================================  ==============================================================
 
+With several cameras (``cameras``) every buffer but the callback's is held once per camera.
+
 The node's resident memory stays under ``base + image_path_bound_bytes(cfg)["total"]``, where
 ``base`` is what it holds when active and idle (measured: model, libraries, DDS). Assumptions:
 detection arrays are small (their size is not limited by the node), and messages larger than M,
@@ -54,14 +56,15 @@ def image_path_bound_bytes(cfg: PoseNodeConfig, message_bytes_per_pixel: int = 8
     pixels = cfg.max_image_pixels
     message = pixels * message_bytes_per_pixel  # at 8: tdmi_ros.conversions.max_image_bytes (that module loads OpenCV)
     frame = 3 * pixels
+    cameras = len(cfg.cameras)  # each camera has its own buffers; one callback runs at a time
     parts = {
-        "dds_history": (cfg.image_qos_depth + 1) * message,
+        "dds_history": cameras * (cfg.image_qos_depth + 1) * message,
         "callback_message": 3 * message,
-        "pairing": message * (cfg.pairing_max_pending + 1),
-        "inference_queue": message * (cfg.queue_depth + 1),
-        "decoding": DECODE_PIXEL_BYTES * pixels,
-        "temporal_window": frame * (2 * cfg.delta + 1),
-        "annotated_output": frame * (cfg.output_qos_depth + 3) if cfg.publish_annotated_image else 0,
+        "pairing": cameras * message * (cfg.pairing_max_pending + 1),
+        "inference_queue": cameras * message * (cfg.queue_depth + 1),
+        "decoding": cameras * DECODE_PIXEL_BYTES * pixels,  # a step decodes a frame of every camera
+        "temporal_window": cameras * frame * (2 * cfg.delta + 1),
+        "annotated_output": cameras * frame * (cfg.output_qos_depth + 3) if cfg.publish_annotated_image else 0,
     }
     parts["total"] = sum(parts.values())
     return parts

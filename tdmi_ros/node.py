@@ -4,8 +4,13 @@ Data path: image + detections callbacks (check the image header, pair by stamp; 
 infer) → :class:`tdmi_core.runtime.pipeline.PosePipeline` worker (decode the paired frame, read its
 boxes, tracker → streaming TDMI estimator) → publishers (``poses``, ``poses/markers``, optional
 ``poses/image``, ``/diagnostics``). Every output carries the header of the frame it describes
-(frame t, published when frame t+delta has arrived). Frames dropped before the worker reaches them
+(frame t, published when its window is complete: when frame t+delta has arrived for the symmetric
+window, at once for a causal or single-frame model). Frames dropped before the worker reaches them
 (unpaired, or skipped while compute is behind) are never decoded.
+
+Cameras: with ``cameras: [a, b]`` one node serves several cameras, each on its own topics
+(``a/image``, ``a/detections`` → ``a/poses``, ...) with its own pairing and tracker; each worker step
+takes a frame of every camera and runs their persons through one backend call.
 
 Lifecycle: parameters are declared in ``__init__``; ``on_configure`` reads and validates them and
 creates the publishers; ``on_activate`` loads the model (missing/corrupt weights → FAILURE, and
@@ -27,6 +32,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import rclpy
@@ -51,6 +57,20 @@ from tdmi_ros.sync import AddResult, Pair, StampPairer
 NODE_NAME = "tdmi_pose"
 
 
+@dataclass
+class CameraIO:
+    """One camera served by the node: its topic prefix, stamp pairing and output publishers."""
+
+    index: int
+    name: str  # namespace of its topics; "" = the plain topics (one camera)
+    pairer: StampPairer
+    pubs: dict[str, Any] = field(default_factory=dict)
+
+    def topic(self, name: str) -> str:
+        """``name`` in this camera's namespace (also the key of its counters in the diagnostics)."""
+        return f"{self.name}/{name}" if self.name else name
+
+
 class PoseNode(LifecycleNode):
     """Multi-person, multi-frame pose estimation on an image + detection stream."""
 
@@ -64,10 +84,10 @@ class PoseNode(LifecycleNode):
         self.cfg: PoseNodeConfig | None = None
         self.failure: str | None = None  # why the last transition failed (for main's exit message)
         self.stats = PipelineStats()
-        self.pairer: StampPairer | None = None
+        self.cameras: list[CameraIO] = []
         self.pipeline: PosePipeline | None = None
         self._lock = threading.Lock()  # pairer state (callbacks, timers)
-        self._pubs: dict[str, Any] = {}
+        self._pubs: dict[str, Any] = {}  # node-wide publishers (diagnostics)
         self._subs: list[Any] = []
         self._timers: list[Any] = []
         self.estimator_description = ""
@@ -97,18 +117,21 @@ class PoseNode(LifecycleNode):
         from visualization_msgs.msg import MarkerArray
 
         out_qos = QoSProfile(depth=cfg.output_qos_depth, reliability=ReliabilityPolicy.RELIABLE)
-        self._pubs["poses"] = self.create_lifecycle_publisher(Skeleton2DArray, cfg.poses_topic, out_qos)
-        if cfg.publish_markers:
-            self._pubs["markers"] = self.create_lifecycle_publisher(MarkerArray, cfg.markers_topic, out_qos)
-        if cfg.publish_annotated_image:
-            self._pubs["image"] = self.create_lifecycle_publisher(Image, cfg.annotated_image_topic, out_qos)
+        for index, name in enumerate(cfg.cameras):
+            camera = CameraIO(index, name, StampPairer(
+                max_wait_s=cfg.pairing_max_wait_s,
+                max_pending=cfg.pairing_max_pending,
+                slop_ns=int(cfg.pairing_slop_s * 1e9),
+                reset_backwards_s=cfg.stamp_reset_s,
+            ))
+            pubs = camera.pubs
+            pubs["poses"] = self.create_lifecycle_publisher(Skeleton2DArray, camera.topic(cfg.poses_topic), out_qos)
+            if cfg.publish_markers:
+                pubs["markers"] = self.create_lifecycle_publisher(MarkerArray, camera.topic(cfg.markers_topic), out_qos)
+            if cfg.publish_annotated_image:
+                pubs["image"] = self.create_lifecycle_publisher(Image, camera.topic(cfg.annotated_image_topic), out_qos)
+            self.cameras.append(camera)
         self._pubs["diagnostics"] = self.create_lifecycle_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.pairer = StampPairer(
-            max_wait_s=cfg.pairing_max_wait_s,
-            max_pending=cfg.pairing_max_pending,
-            slop_ns=int(cfg.pairing_slop_s * 1e9),
-            reset_backwards_s=cfg.stamp_reset_s,
-        )
         self.get_logger().info(f"configured: {cfg}")
         return super().on_configure(state)
 
@@ -117,7 +140,7 @@ class PoseNode(LifecycleNode):
         from tdmi_core.tracking import IouTracker
 
         cfg = self.cfg
-        assert cfg is not None and self.pairer is not None
+        assert cfg is not None and self.cameras
         try:
             estimator, self.estimator_description = build_estimator(cfg.runtime, delta=cfg.delta)
         except ModelLoadError as e:
@@ -127,9 +150,9 @@ class PoseNode(LifecycleNode):
                 "*** runtime.allow_untrained is set: running an UNTRAINED model; poses are meaningless. "
                 "Use this for pipeline tests only. ***"
             )
-        tracker = IouTracker(cfg.tracker_iou_threshold, cfg.tracker_max_missed_frames)
         self.pipeline = PosePipeline(
-            estimator, tracker, self._publish_result, self.stats,
+            estimator, lambda: IouTracker(cfg.tracker_iou_threshold, cfg.tracker_max_missed_frames),
+            self._publish_result, self.stats,
             queue_depth=cfg.queue_depth, max_frame_age_s=cfg.max_frame_age_s,
             flush_after_idle_s=cfg.flush_after_idle_s, on_drop=self._drop,
         )
@@ -139,7 +162,9 @@ class PoseNode(LifecycleNode):
             cfg.diagnostics_period_s, self.guard.wrap("diagnostics", self._publish_diagnostics)))
         self._timers.append(self.create_timer(
             min(0.1, cfg.pairing_max_wait_s / 2), self.guard.wrap("expire", self._expire)))
-        self.get_logger().info(f"active: {self.estimator_description}; delta={cfg.delta}")
+        self.get_logger().info(f"active: {self.estimator_description}; delta={cfg.delta}, window "
+                               f"{estimator.window} (/poses {estimator.lag} frame(s) behind the camera), "
+                               f"cameras {[c.name or '(plain topics)' for c in self.cameras]}")
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -148,10 +173,10 @@ class PoseNode(LifecycleNode):
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._teardown_active()
-        for pub in self._pubs.values():
+        for pub in [*self._pubs.values(), *(p for c in self.cameras for p in c.pubs.values())]:
             self.destroy_lifecycle_publisher(pub)
         self._pubs.clear()
-        self.pairer = None
+        self.cameras = []
         return super().on_cleanup(state)
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -164,18 +189,9 @@ class PoseNode(LifecycleNode):
         return TransitionCallbackReturn.FAILURE
 
     def _subscribe(self, cfg: PoseNodeConfig) -> None:
+        from sensor_msgs.msg import CompressedImage, Image
+
         images_qos = image_qos(cfg.image_qos, cfg.image_qos_depth)
-        if cfg.image_transport == "compressed":
-            from sensor_msgs.msg import CompressedImage
-
-            self._subs.append(self.create_subscription(
-                CompressedImage, f"{cfg.image_topic}/compressed", self.guard.wrap("image", self._on_compressed),
-                images_qos))
-        else:
-            from sensor_msgs.msg import Image
-
-            self._subs.append(self.create_subscription(
-                Image, cfg.image_topic, self.guard.wrap("image", self._on_image), images_qos))
         det_qos = QoSProfile(depth=cfg.detections_qos_depth, reliability=ReliabilityPolicy.RELIABLE)
         if cfg.detections_type == "vision_msgs":
             from vision_msgs.msg import Detection2DArray
@@ -185,8 +201,18 @@ class PoseNode(LifecycleNode):
             from tdmi_msgs.msg import PersonDetectionArray
 
             det_type = PersonDetectionArray
-        self._subs.append(self.create_subscription(
-            det_type, cfg.detections_topic, self.guard.wrap("detections", self._on_detections), det_qos))
+        for camera in self.cameras:
+            if cfg.image_transport == "compressed":
+                self._subs.append(self.create_subscription(
+                    CompressedImage, camera.topic(f"{cfg.image_topic}/compressed"),
+                    self.guard.wrap("image", functools.partial(self._on_compressed, camera=camera)), images_qos))
+            else:
+                self._subs.append(self.create_subscription(
+                    Image, camera.topic(cfg.image_topic),
+                    self.guard.wrap("image", functools.partial(self._on_image, camera=camera)), images_qos))
+            self._subs.append(self.create_subscription(
+                det_type, camera.topic(cfg.detections_topic),
+                self.guard.wrap("detections", functools.partial(self._on_detections, camera=camera)), det_qos))
 
     def _teardown_active(self) -> None:
         for sub in self._subs:
@@ -207,16 +233,18 @@ class PoseNode(LifecycleNode):
                 pass
 
     # ------------------------------------------------------------------ callbacks (thin, never decode or infer)
-    def _on_image(self, msg: Any) -> None:
-        self._accept_image(msg, conv.image_to_bgr, check=conv.check_image)
+    # (camera None = the first: the one camera of a node without a cameras list)
+    def _on_image(self, msg: Any, camera: CameraIO | None = None) -> None:
+        self._accept_image(msg, camera or self.cameras[0], conv.image_to_bgr, check=conv.check_image)
 
-    def _on_compressed(self, msg: Any) -> None:
-        self._accept_image(msg, conv.compressed_to_bgr, check=conv.check_compressed)
+    def _on_compressed(self, msg: Any, camera: CameraIO | None = None) -> None:
+        self._accept_image(msg, camera or self.cameras[0], conv.compressed_to_bgr, check=conv.check_compressed)
 
-    def _accept_image(self, msg: Any, decode: Callable[..., Any], check: Callable[..., None] | None = None) -> None:
+    def _accept_image(self, msg: Any, camera: CameraIO, decode: Callable[..., Any],
+                      check: Callable[..., None] | None = None) -> None:
         """Pair the image by stamp; ``check`` validates its header (no pixel is touched), decoding waits for the worker."""
         now = time.monotonic()
-        self.stats.tick("image", now)
+        self.stats.tick(camera.topic("image"), now)
         assert self.cfg is not None
         if check is not None:
             try:
@@ -225,22 +253,23 @@ class PoseNode(LifecycleNode):
                 self._drop(f"image_{e.reason}", str(e))
                 return
         with self._lock:
-            if self.pairer is None:
+            if not self.cameras:
                 return
-            result = self.pairer.add_image(conv.stamp_to_ns(msg.header.stamp), (msg, decode, now), now)
-        self._dispatch(result, msg.header)
+            result = camera.pairer.add_image(conv.stamp_to_ns(msg.header.stamp), (msg, decode, now), now)
+        self._dispatch(result, camera, msg.header)
 
-    def _on_detections(self, msg: Any) -> None:
+    def _on_detections(self, msg: Any, camera: CameraIO | None = None) -> None:
+        camera = camera or self.cameras[0]
         now = time.monotonic()
-        self.stats.tick("detections", now)
+        self.stats.tick(camera.topic("detections"), now)
         with self._lock:
-            if self.pairer is None:
+            if not self.cameras:
                 return
-            result = self.pairer.add_detections(conv.stamp_to_ns(msg.header.stamp), msg, now)
-        self._dispatch(result, msg.header)
+            result = camera.pairer.add_detections(conv.stamp_to_ns(msg.header.stamp), msg, now)
+        self._dispatch(result, camera, msg.header)
 
-    def _dispatch(self, result: AddResult, offered: Any) -> None:
-        """Act on what the pairer made of the message with header ``offered``."""
+    def _dispatch(self, result: AddResult, camera: CameraIO, offered: Any) -> None:
+        """Act on what ``camera``'s pairer made of the message with header ``offered``."""
         pipeline = self.pipeline
         if pipeline is None:
             return
@@ -250,8 +279,9 @@ class PoseNode(LifecycleNode):
                              f"dropped input ({result.dropped}): stamp {stamp_ns}, frame_id {offered.frame_id!r}")
         if result.reset:
             self.stats.tick("stream_reset")
-            self.log.warning("stream_reset", "image stamps jumped backwards: source restarted, starting a new sequence")
-            pipeline.request_reset()
+            self.log.warning("stream_reset", f"{camera.topic('image')} stamps jumped backwards: source restarted, "
+                             "starting a new sequence")
+            pipeline.request_reset(camera.index)
         for pair in result.pairs:
             msg, _, received_s = pair.image
             det_frame = str(pair.detections.header.frame_id)
@@ -260,8 +290,8 @@ class PoseNode(LifecycleNode):
                                                 f"{det_frame!r} (stamp {pair.stamp_ns})")
                 continue
             self.stats.tick("paired")
-            pipeline.submit(FrameJob(token=msg.header, load=functools.partial(self._load_frame, pair),
-                                     received_s=received_s))
+            pipeline.submit(FrameJob(token=(camera.index, msg.header), load=functools.partial(self._load_frame, pair),
+                                     received_s=received_s, stream=camera.index))
 
     def _load_frame(self, pair: Pair) -> FrameInput:
         """Worker thread: decode a paired image and read its boxes (clipped to the decoded image's size)."""
@@ -295,8 +325,8 @@ class PoseNode(LifecycleNode):
 
     def _expire(self) -> None:
         with self._lock:
-            if self.pairer is not None:
-                self.pairer.expire(time.monotonic())
+            for camera in self.cameras:
+                camera.pairer.expire(time.monotonic())
 
     # ------------------------------------------------------------------ outputs (worker thread)
     def _publish_result(self, frame: FramePoses) -> None:
@@ -311,16 +341,17 @@ class PoseNode(LifecycleNode):
 
     def _publish_outputs(self, frame: FramePoses) -> None:
         cfg = self.cfg
-        header, image = frame.token, frame.image_bgr
+        (index, header), image = frame.token, frame.image_bgr
+        pubs = self.cameras[index].pubs
         height, width = image.shape[:2]
         msg = conv.poses_to_msg(frame.poses, header, (width, height))
-        self._pubs["poses"].publish(msg)
+        pubs["poses"].publish(msg)
         self.stats.tick("poses")
-        if "markers" in self._pubs and cfg is not None:
-            self._pubs["markers"].publish(conv.skeletons_to_markers(
+        if "markers" in pubs and cfg is not None:
+            pubs["markers"].publish(conv.skeletons_to_markers(
                 msg, cfg.marker_lifetime_s, cfg.marker_scale_m_per_px, cfg.min_keypoint_score))
-        if "image" in self._pubs and cfg is not None:
-            self._pubs["image"].publish(conv.bgr_to_image_msg(
+        if "image" in pubs and cfg is not None:
+            pubs["image"].publish(conv.bgr_to_image_msg(
                 conv.draw_skeletons(image, msg, cfg.min_keypoint_score), header))
 
     def _publish_diagnostics(self) -> None:
@@ -328,10 +359,11 @@ class PoseNode(LifecycleNode):
         if cfg is None:
             return
         with self._lock:
-            if self.pairer is not None:
-                self.stats.set_drops("", self.pairer.drops)
+            for camera in self.cameras:
+                self.stats.set_drops(camera.topic(""), camera.pairer.drops)
         snapshot = self.stats.snapshot()
-        level, message = assess(snapshot, ("image", "detections"), cfg.input_silence_warn_s)
+        inputs = tuple(camera.topic(name) for camera in self.cameras for name in ("image", "detections"))
+        level, message = assess(snapshot, inputs, cfg.input_silence_warn_s)
         if pipeline is not None and not pipeline.healthy:
             level, message = ERROR, f"inference failing: {pipeline.last_error}"
         errors = self.guard.total

@@ -28,6 +28,10 @@ def _help(text: str) -> dict[str, str]:
 class PoseNodeConfig:
     """Validated parameters of the pose node (each field's ``metadata["help"]`` says what it means)."""
 
+    cameras: tuple[str, ...] = field(default=("",), metadata=_help(
+        "Cameras this node serves, as topic namespaces: camera c has c/<image_topic> and c/<detections_topic> in, "
+        "c/<poses_topic> (+ markers, annotated image) out, its own stamp pairing and tracker; each inference step "
+        "batches the persons of all cameras into one backend call. [''] = one camera on the plain topics."))
     image_topic: str = field(default="image", metadata=_help(
         "Input image topic (relative; remap it). With image_transport=compressed the node subscribes to "
         "<image_topic>/compressed."))
@@ -54,8 +58,9 @@ class PoseNodeConfig:
         "Publish the image of frame t with the skeletons drawn (costs a copy and a draw)."))
     output_qos_depth: int = field(default=10, metadata=_help("History depth of the output publishers (reliable)."))
     delta: int = field(default=2, metadata=_help(
-        "Temporal span: the window is frames t-delta..t+delta and /poses lags the camera by exactly delta frames "
-        "plus compute. Must equal the model's delta."))
+        "Temporal span: windows of 2*delta+1 frames (must equal the model's delta). With the symmetric window "
+        "(t-delta..t+delta) /poses lags the camera by exactly delta frames plus compute; causal (t-2*delta..t) and "
+        "single-frame models publish frame t when it arrives."))
     max_persons: int = field(default=8, metadata=_help("Most persons per frame (highest detection scores kept)."))
     min_box_score: float = field(default=0.3, metadata=_help("Detections below this score are ignored."))
     min_box_size_px: float = field(default=8.0, metadata=_help(
@@ -104,6 +109,10 @@ class PoseNodeConfig:
                      "pairing_max_pending", "queue_depth", "max_image_pixels"):
             need(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
         need(self.delta >= 0, f"delta must be >= 0, got {self.delta}")
+        need(len(self.cameras) >= 1 and len(set(self.cameras)) == len(self.cameras),
+             f"cameras must be distinct namespaces ([''] for one camera on the plain topics), got {list(self.cameras)}")
+        need(all(c == c.strip("/") and (c or len(self.cameras) == 1) for c in self.cameras),
+             f"camera namespaces are relative and non-empty when there are several, got {list(self.cameras)}")
         need(self.tracker_max_missed_frames >= 0, "tracker_max_missed_frames must be >= 0")
         for name in ("min_box_score", "min_keypoint_score", "tracker_iou_threshold"):
             need(0.0 <= getattr(self, name) <= 1.0, f"{name} must be in [0, 1], got {getattr(self, name)}")

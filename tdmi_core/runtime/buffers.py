@@ -10,7 +10,7 @@ from torch import Tensor
 from tdmi_core.runtime.crops import CropBox
 from tdmi_core.runtime.types import TrackedBox
 
-__all__ = ["FrameRecord", "TrackState"]
+__all__ = ["FrameRecord", "StreamState", "TrackState"]
 
 
 @dataclass
@@ -31,6 +31,7 @@ class TrackState:
         held: crop box currently held (streaming mode) or the latest key box (exact mode).
         key_crops: crop box per key frame not yet emitted (frame index → box).
         features: backbone features per (frame index, crop key): ``[S, C, h, w]`` tensors.
+        canvases: aligned mode: the crop box each cached frame's features were computed with.
         last_seen: last frame index the track was pushed with.
     """
 
@@ -38,13 +39,34 @@ class TrackState:
     held: CropBox | None = None
     key_crops: dict[int, CropBox] = field(default_factory=dict)
     features: dict[tuple[int, tuple], Tensor] = field(default_factory=dict)
+    canvases: dict[int, CropBox] = field(default_factory=dict)
     last_seen: int = -1
 
     def evict(self, min_feature_frame: int, min_key_frame: int) -> None:
         """Drop emitted key frames and features no pending window can use."""
         self.key_crops = {f: c for f, c in self.key_crops.items() if f >= min_key_frame}
-        live = {c.key for c in self.key_crops.values()}
+        self.canvases = {f: c for f, c in self.canvases.items() if f >= min_feature_frame}
+        # exact / streaming: features cropped with a pending key frame's box or the held one (the next key's)
+        live = {c.key for c in self.key_crops.values()} | ({self.held.key} if self.held is not None else set())
         self.features = {
-            k: v for k, v in self.features.items() if k[0] >= min_feature_frame and k[1] in live
+            (f, key): v for (f, key), v in self.features.items()
+            if f >= min_feature_frame and (key in live or (f in self.canvases and self.canvases[f].key == key))
         }
+
+
+@dataclass
+class StreamState:
+    """One camera's stream: recent frames, its tracks and how far it has been emitted.
+
+    Attributes:
+        frames: pushed frames still needed by a pending window (frame index → record).
+        tracks: track states (track id → state).
+        next_frame: index the next pushed frame gets.
+        next_emit: the next key frame to emit.
+    """
+
+    frames: dict[int, FrameRecord] = field(default_factory=dict)
+    tracks: dict[int, TrackState] = field(default_factory=dict)
+    next_frame: int = 0
+    next_emit: int = 0
 

@@ -51,12 +51,17 @@ class RuntimeConfig:
     device: str = field(default="cpu", metadata=_help("cpu, cuda or cuda:N."))
     precision: str = field(default="fp32", metadata=_help(
         "fp32, bf16 (torch: CPU with AVX512-BF16/AMX, or CUDA) or fp16 (CUDA)."))
-    mode: str = field(default="streaming", metadata=_help(
-        "streaming (held crop box, backbone features reused; real time) or exact (each window cropped with its "
-        "key frame's box, as in the paper)."))
+    mode: str = field(default="aligned", metadata=_help(
+        "aligned (every person-frame cropped once with its own box, windows resample those features into the key "
+        "frame's box), streaming (held crop box, backbone features reused) or exact (each window re-cropped with "
+        "its key frame's box, as in the paper)."))
     hold_threshold: float = field(default=0.1, metadata=_help(
         "Streaming mode: fraction of the crop size a person may move (or the box grow or shrink) before the held "
         "crop box follows (larger = more feature reuse, less exact crops)."))
+    single_frame: bool = field(default=False, metadata=_help(
+        "Run the weights as their single-frame twin (weights trained that way, e.g. *_single_frame.pt): every "
+        "window is the key frame repeated, /poses without lag. The window of other weights comes from their "
+        "config (symmetric: delta frames of lag; causal: none)."))
     box_padding: float = field(default=1.25, metadata=_help(
         "Person box enlargement before fitting the model's aspect ratio (1.25 in the paper family)."))
     min_batch: int = field(default=1, metadata=_help("Smallest batch of the TensorRT optimisation profile."))

@@ -27,12 +27,16 @@ _logger = logging.getLogger(__name__)
 __all__ = ["EngineKey", "EngineCache", "model_fingerprint"]
 
 
-def model_fingerprint(model: nn.Module) -> str:
-    """SHA-256 (hex, 16 chars) over the names, shapes, dtypes and values of ``model.state_dict()``.
+def model_fingerprint(model: nn.Module, model_cfg: Any = None) -> str:
+    """SHA-256 (hex, 16 chars) over the names, shapes, dtypes and values of ``model.state_dict()``,
+    and ``model_cfg`` (its ``to_dict()``) when given.
 
-    Values are hashed as stored (after any cast), so an fp16 copy hashes differently from fp32.
+    Values are hashed as stored (after any cast), so an fp16 copy hashes differently from fp32. The
+    config counts because equal weights can make different graphs (a causal head reads another frame).
     """
     h = hashlib.sha256()
+    if model_cfg is not None:
+        h.update(json.dumps(model_cfg.to_dict(), sort_keys=True).encode())
     for name, tensor in sorted(model.state_dict().items()):
         t = tensor.detach().to("cpu").contiguous().reshape(-1)
         h.update(name.encode())

@@ -1,13 +1,15 @@
 """Streaming multi-person TDMI inference with per-person backbone feature reuse.
 
-Each ``push`` adds one frame and its tracked boxes and returns the poses of the frame ``delta``
-frames back (its window ``[t - delta, t + delta]`` is then complete). Work per push:
+Each ``push`` adds one frame and its tracked boxes and returns the poses of the key frame whose
+window just became complete: the frame ``delta`` frames back for the paper's symmetric window
+``[t - delta, t + delta]``, the frame just pushed for a causal window ``[t - 2 delta, t]`` or a
+single-frame model (the window kind comes from the model config; :mod:`tdmi_core.model_input`
+holds the rule, shared with training). Work per push:
 
-1. every person of key frame ``t`` gets a window of ``2 * delta + 1`` frame indices (edge-padded),
-   all cropped with **one** crop box (the key frame's, see modes below);
-2. the backbone features each window needs are looked up in the person's cache by
-   ``(frame index, crop box)``; the missing ones are cropped and go through the backbone in one
-   batched call for all persons;
+1. every person of key frame ``t`` gets its window's ``2 * delta + 1`` frame indices (edge-padded),
+   all seen through **one** crop box (the key frame's, see modes below);
+2. the backbone features each window needs come from the person's cache; the missing ones are
+   cropped and go through the backbone in one batched call for all persons;
 3. all windows go through the temporal head in one batched call; heatmaps are decoded and mapped
    back through each window's inverse affine.
 
@@ -18,19 +20,25 @@ Modes:
   passes per person per frame.
 - ``"streaming"`` — each track holds its crop box until the new detection box moves or resizes by
   more than ``hold_threshold`` (fraction of the crop size); consecutive windows then share one
-  crop, so each new frame costs one backbone pass per person. Inside a window the rule is the
-  same as exact (one box for all frames); only *which* box differs, by at most the threshold.
+  crop, so each new frame costs one backbone pass per person while the box is held.
+- ``"aligned"`` — each frame of a person is cropped once, with its own box, and goes through the
+  backbone once; a window keyed on another frame resamples those features into the key frame's box
+  (:mod:`tdmi_core.runtime.align`, RoIAlign on features) instead of re-cropping. Windows use the
+  exact mode's boxes; only the supporting frames' features are approximated.
+
+:meth:`StreamingPoseEstimator.push_many` steps several streams (cameras) at once, with one
+backbone call and one head call for the persons of all of them.
 
 Supporting frames are real frames whether or not the detector saw the person in them (the
 paper crops neighbouring frames with the key box); padding applies only where no frame exists:
 before the first frame and, at :meth:`StreamingPoseEstimator.flush`, after the last one. A track
 that disappears has its remaining key frames emitted on schedule and is then freed. Memory is
-bounded: at most ``2 * delta + 1`` images and, per live track, features of those frames.
+bounded: per stream at most ``2 * delta + 1`` images and, per live track, features of those frames.
 """
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,22 +47,28 @@ import torch
 from torch import Tensor
 
 from tdmi_core.codec import HeatmapCodec
-from tdmi_core.model_input import window_frame_indices
+from tdmi_core.model_input import window_frames, window_span
+from tdmi_core.runtime.align import align_features, feature_affine
 from tdmi_core.runtime.backends.base import Backend
-from tdmi_core.runtime.buffers import FrameRecord, TrackState
+from tdmi_core.runtime.buffers import FrameRecord, StreamState, TrackState
 from tdmi_core.runtime.crops import CropBatch, CropBox, Normalizer, crop_boxes, moved_beyond
-from tdmi_core.runtime.types import FramePoses, PersonPose, TrackedBox
+from tdmi_core.runtime.types import FramePoses, PersonPose, StreamFrame, TrackedBox
 
 _logger = logging.getLogger(__name__)
 
 __all__ = ["StreamingPoseEstimator", "RuntimeStats", "MODES"]
 
-MODES: tuple[str, ...] = ("streaming", "exact")
+MODES: tuple[str, ...] = ("streaming", "exact", "aligned")
+FEATURE_STRIDE = 4  # backbone features and heatmaps are at 1/4 of the crop
 
 
 @dataclass
 class RuntimeStats:
-    """Counters since the last reset (for tests, diagnostics and the benchmark)."""
+    """Counters since the last reset (for tests, diagnostics and the benchmark).
+
+    ``backbone_crops`` counts model-input-sized crops through the backbone (backbone-pass
+    equivalents); ``aligned_features`` counts window frames resampled from another crop's features.
+    """
 
     frames: int = 0
     windows: int = 0
@@ -62,23 +76,37 @@ class RuntimeStats:
     backbone_calls: int = 0
     head_calls: int = 0
     box_updates: int = 0
+    aligned_features: int = 0
+
+
+@dataclass
+class _Window:
+    """One person's window of one key frame, on its way through the head."""
+
+    stream: StreamState
+    state: TrackState
+    box: TrackedBox
+    crop: CropBox
+    frames: list[int]
 
 
 class StreamingPoseEstimator:
-    """Frame-by-frame TDMI pose estimation for tracked persons.
+    """Frame-by-frame TDMI pose estimation for tracked persons, on one or several streams.
 
     Args:
         backend: a :class:`~tdmi_core.runtime.backends.base.Backend` (torch, onnxruntime, tensorrt).
-        model_cfg: the model's config (uses ``input_size_hw``, ``heatmap_size_hw``, ``delta``).
+        model_cfg: the model's config (uses ``input_size_hw``, ``heatmap_size_hw``, ``delta``, ``window``).
         delta: temporal span; must equal ``model_cfg.delta`` (the head is built for it). None → model's.
-        mode: ``"streaming"`` (held crop box, features reused) or ``"exact"`` (paper-faithful).
+        mode: ``"aligned"`` (default), ``"streaming"`` (held crop box) or ``"exact"`` (paper-faithful); see the module.
         hold_threshold: streaming mode: fraction of the crop size the person may move (or the box
-            grow/shrink) before the held box is replaced. Ignored in exact mode (acts as 0).
+            grow/shrink) before the held box is replaced. Other modes use every frame's own box.
         box_padding: box enlargement before the aspect fit (1.25 in the paper family).
         sigma: heatmap sigma of the codec (decoding does not depend on it).
         cache_features: keep backbone features for reuse (True). False recomputes every window
-            frame every time — the naive baseline the benchmark compares against.
+            frame every time — the naive baseline the benchmark compares against (not in aligned mode).
         max_batch: cap on one backend call's batch; defaults to ``backend.max_batch``.
+        single_frame: serve the weights as their single-frame twin (every window is the key frame
+            repeated, as such weights were trained): no look-ahead, one backbone pass per person-frame.
     """
 
     def __init__(
@@ -86,19 +114,18 @@ class StreamingPoseEstimator:
         backend: Backend,
         model_cfg: Any,
         delta: int | None = None,
-        mode: str = "streaming",
+        mode: str = "aligned",
         hold_threshold: float = 0.1,
         box_padding: float = 1.25,
         sigma: float = 3.0,
         cache_features: bool = True,
         max_batch: int | None = None,
+        single_frame: bool = False,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-        if getattr(model_cfg, "window", "symmetric") != "symmetric":
-            # a causal model needs a window ending at the key frame; serving it with this one would be wrong
-            raise ValueError(f"model {model_cfg.name!r} has a {model_cfg.window} window; the streaming runtime "
-                             "serves symmetric windows (t-delta..t+delta) only")
+        if mode == "aligned" and not cache_features:
+            raise ValueError("aligned mode resamples cached features; it cannot run with cache_features=False")
         model_delta = int(model_cfg.delta)
         if delta is not None and int(delta) != model_delta:
             raise ValueError(
@@ -112,6 +139,9 @@ class StreamingPoseEstimator:
         self.backend = backend
         self.model_cfg = model_cfg
         self.delta = model_delta
+        self.window = "single_frame" if single_frame else getattr(model_cfg, "window", "symmetric")
+        # frames before / after the key frame: a key frame is emitted `lag` pushes after it came in
+        self.reach, self.lag = window_span(self.window, self.delta)
         self.mode = mode
         self.hold_threshold = float(hold_threshold) if mode == "streaming" else 0.0
         self.box_padding = float(box_padding)
@@ -125,141 +155,196 @@ class StreamingPoseEstimator:
                                   getattr(model_cfg, "heatmap_sigma", sigma),
                                   refine=getattr(model_cfg, "decode_refine", "quarter"))
         self.stats = RuntimeStats()
-        self._frames: dict[int, FrameRecord] = {}
-        self._tracks: dict[int, TrackState] = {}
-        self._next_frame = 0
-        self._next_emit = 0
+        self._streams: dict[Hashable, StreamState] = {}
         # reused per-call buffers: crops, the normalised backbone input and the head's window batch
         self._crop_batch = CropBatch(self.input_size_hw)
         self._normalizers: dict[tuple[torch.device, torch.dtype], Normalizer] = {}
         self._windows = torch.empty(0)
 
     # ------------------------------------------------------------------ public API
-    def reset(self) -> None:
-        """Forget all frames, tracks and features; the next push starts a new sequence."""
-        self._frames.clear()
-        self._tracks.clear()
-        self._next_frame = 0
-        self._next_emit = 0
-        self.stats = RuntimeStats()
+    def reset(self, stream: Hashable | None = None) -> None:
+        """Forget frames, tracks and features of ``stream`` (None: of all streams, and the stats).
+
+        The next push of a forgotten stream starts a new sequence.
+        """
+        if stream is None:
+            self._streams.clear()
+            self.stats = RuntimeStats()
+        else:
+            self._streams.pop(stream, None)
 
     @property
     def num_buffered_frames(self) -> int:
-        """Images currently held (at most ``2 * delta + 1``)."""
-        return len(self._frames)
+        """Images currently held (at most ``2 * delta + 1`` per stream)."""
+        return sum(len(s.frames) for s in self._streams.values())
 
     @property
     def num_tracks(self) -> int:
         """Tracks currently held."""
-        return len(self._tracks)
+        return sum(len(s.tracks) for s in self._streams.values())
 
     @property
     def num_cached_features(self) -> int:
         """Per-frame backbone features currently cached over all tracks."""
-        return sum(len(s.features) for s in self._tracks.values())
+        return len(self.cached_features())
 
-    def push(self, image_bgr: np.ndarray, tracks: Sequence[TrackedBox], token: Any = None) -> list[FramePoses]:
-        """Add one frame; return the poses of the frame ``delta`` frames back once its window is complete.
+    def cached_features(self) -> list[Tensor]:
+        """The per-frame backbone features cached over all tracks (views of backbone outputs; memory accounting)."""
+        return [f for s in self._streams.values() for t in s.tracks.values() for f in t.features.values()]
+
+    def push(self, image_bgr: np.ndarray, tracks: Sequence[TrackedBox], token: Any = None,
+             stream: Hashable = 0) -> list[FramePoses]:
+        """Add one frame; return the poses of the key frame whose window it completes.
 
         Args:
             image_bgr: ``[H, W, 3]`` uint8 BGR image.
             tracks: the tracked person boxes of this frame (unique track ids).
             token: anything; returned with this frame's :class:`FramePoses`.
+            stream: which stream (camera) the frame belongs to.
 
         Returns:
-            ``[]`` for the first ``delta`` frames, then exactly one :class:`FramePoses` per push.
+            Symmetric window: ``[]`` for the first ``delta`` frames, then exactly one
+            :class:`FramePoses` (of the frame ``delta`` pushes back) per push. Causal window or
+            single-frame: the poses of this frame.
         """
-        image = np.asarray(image_bgr)
-        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8 or 0 in image.shape:
-            raise ValueError(
-                f"image_bgr must be a [H, W, 3] uint8 BGR array, got shape {image.shape} dtype {image.dtype}"
-            )
-        by_id: dict[int, TrackedBox] = {}
-        for tb in tracks:
-            if not isinstance(tb, TrackedBox):
-                raise TypeError(f"tracks must be TrackedBox objects, got {type(tb).__name__}")
-            if tb.track_id in by_id:
-                raise ValueError(f"track id {tb.track_id} appears twice in one frame; ids must be unique per frame")
-            by_id[tb.track_id] = tb
+        return self.push_many([StreamFrame(stream, image_bgr, tracks, token)])[0]
 
-        f = self._next_frame
-        self._frames[f] = FrameRecord(image=image, token=token, tracks=by_id)
-        # boxes were checked when their TrackedBox was made: the crop regions of all come in one go
-        boxes = np.stack([tb.box_xyxy for tb in by_id.values()]) if by_id else np.zeros((0, 4))
-        for (tid, tb), crop in zip(by_id.items(), crop_boxes(boxes, self.input_size_hw, self.box_padding)):
-            state = self._tracks.get(tid)
-            if state is None:
-                state = self._tracks[tid] = TrackState(track_id=tid)
-            if state.held is None or moved_beyond(state.held, crop, self.hold_threshold):
-                state.held = crop
-                self.stats.box_updates += 1
-            state.key_crops[f] = state.held
-            state.last_seen = f
-        self._next_frame += 1
-        self.stats.frames += 1
+    def push_many(self, frames: Sequence[StreamFrame]) -> list[list[FramePoses]]:
+        """One frame for each of several streams, with one backbone call and one head call for all persons.
 
-        out: list[FramePoses] = []
-        if f - self.delta >= self._next_emit:
-            out.append(self._emit(f - self.delta, last=f))
-        self._evict(next_key=self._next_emit)
+        Returns:
+            Per input frame (in order), what :meth:`push` would return for it.
+        """
+        keys = [f.stream for f in frames]
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"one frame per stream per step; streams {keys} repeat")
+        checked = [self._checked(f) for f in frames]  # all valid before any stream changes
+        added = [self._add(f.stream, image, by_id, f.token) for f, (image, by_id) in zip(frames, checked)]
+        ready = [n for n, (stream, index) in enumerate(added) if index - self.lag >= stream.next_emit]
+        emitted = self._emit([(added[n][0], added[n][1] - self.lag, added[n][1]) for n in ready])
+        out: list[list[FramePoses]] = [[] for _ in frames]
+        for n, poses in zip(ready, emitted):
+            out[n] = [poses]
+        for stream, _ in added:
+            self._evict(stream)
         return out
 
-    def flush(self) -> list[FramePoses]:
-        """Emit the remaining frames (later frames padded by the edge rule) and end the sequence.
+    def flush(self, stream: Hashable = 0) -> list[FramePoses]:
+        """Emit ``stream``'s remaining frames (later frames padded by the edge rule) and end its sequence.
 
-        Frames, tracks and features are dropped (the next push starts a new sequence); ``stats``
+        Its frames, tracks and features are dropped (its next push starts a new sequence); ``stats``
         keep counting until :meth:`reset`.
 
         Returns:
             One :class:`FramePoses` per frame not yet returned, in order.
         """
-        last = self._next_frame - 1
-        out = [self._emit(t, last=last) for t in range(self._next_emit, last + 1)]
-        stats = self.stats
-        self.reset()
-        self.stats = stats  # counters keep running across sequences until reset()
-        return out
+        state = self._streams.pop(stream, None)
+        if state is None:
+            return []
+        last = state.next_frame - 1
+        return [poses for key in range(state.next_emit, last + 1) for poses in self._emit([(state, key, last)])]
 
     # ------------------------------------------------------------------ internals
-    def _emit(self, key: int, last: int) -> FramePoses:
-        record = self._frames[key]
-        items: list[tuple[TrackState, TrackedBox, CropBox, list[int]]] = []
-        for tid, tb in record.tracks.items():
-            state = self._tracks[tid]
-            crop = state.key_crops[key]
-            items.append((state, tb, crop, window_frame_indices(key, last + 1, self.delta)))
-        poses: list[PersonPose] = []
-        if items:
-            windows = self._gather_windows(items)
-            heatmaps = self._run_chunked(self.backend.temporal_head, windows)
-            self.stats.head_calls += 1
-            self.stats.windows += len(items)
-            poses = self._decode(heatmaps, items)
-        self._next_emit = key + 1
-        return FramePoses(token=record.token, poses=poses, frame_index=key, image_bgr=record.image)
+    def _checked(self, frame: StreamFrame) -> tuple[np.ndarray, dict[int, TrackedBox]]:
+        """The frame's image and its tracks by id, or ValueError / TypeError for unusable input."""
+        image = np.asarray(frame.image_bgr)
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8 or 0 in image.shape:
+            raise ValueError(
+                f"image_bgr must be a [H, W, 3] uint8 BGR array, got shape {image.shape} dtype {image.dtype}"
+            )
+        by_id: dict[int, TrackedBox] = {}
+        for tb in frame.tracks:
+            if not isinstance(tb, TrackedBox):
+                raise TypeError(f"tracks must be TrackedBox objects, got {type(tb).__name__}")
+            if tb.track_id in by_id:
+                raise ValueError(f"track id {tb.track_id} appears twice in one frame; ids must be unique per frame")
+            by_id[tb.track_id] = tb
+        return image, by_id
 
-    def _gather_windows(self, items: list[tuple[TrackState, TrackedBox, CropBox, list[int]]]) -> Tensor:
+    def _add(self, key: Hashable, image: np.ndarray, by_id: dict[int, TrackedBox], token: Any) -> tuple[StreamState, int]:
+        """Store one checked frame; update its tracks' crop boxes. Returns the stream and the frame's index."""
+        stream = self._streams.setdefault(key, StreamState())
+        f = stream.next_frame
+        stream.frames[f] = FrameRecord(image=image, token=token, tracks=by_id)
+        # boxes were checked when their TrackedBox was made: the crop regions of all come in one go
+        boxes = np.stack([tb.box_xyxy for tb in by_id.values()]) if by_id else np.zeros((0, 4))
+        for (tid, tb), crop in zip(by_id.items(), crop_boxes(boxes, self.input_size_hw, self.box_padding)):
+            state = stream.tracks.get(tid)
+            if state is None:
+                state = stream.tracks[tid] = TrackState(track_id=tid)
+            if state.held is None or moved_beyond(state.held, crop, self.hold_threshold):
+                state.held = crop
+                self.stats.box_updates += 1
+            state.key_crops[f] = state.held
+            state.last_seen = f
+        stream.next_frame += 1
+        self.stats.frames += 1
+        return stream, f
+
+    def _emit(self, requests: list[tuple[StreamState, int, int]]) -> list[FramePoses]:
+        """The poses of key frames ``(stream, key, last frame available)``, all persons in one head call."""
+        windows = [
+            _Window(stream, stream.tracks[tid], tb, stream.tracks[tid].key_crops[key],
+                    window_frames(self.window, key, last + 1, self.delta))
+            for stream, key, last in requests for tid, tb in stream.frames[key].tracks.items()
+        ]
+        poses: list[PersonPose] = []
+        if windows:
+            heatmaps = self._run_chunked(self.backend.temporal_head, self._gather_windows(windows))
+            self.stats.head_calls += 1
+            self.stats.windows += len(windows)
+            poses = self._decode(heatmaps, windows)
+        out = []
+        for stream, key, _ in requests:
+            record = stream.frames[key]
+            mine, poses = poses[: len(record.tracks)], poses[len(record.tracks):]
+            stream.next_emit = key + 1
+            out.append(FramePoses(token=record.token, poses=mine, frame_index=key, image_bgr=record.image))
+        return out
+
+    def _gather_windows(self, windows: list[_Window]) -> Tensor:
         """``[B, T, S, C, h, w]`` windows, computing missing features in one batched backbone call."""
-        jobs: dict[tuple[int, int, tuple], tuple[int, CropBox]] = {}
-        local: list[dict[tuple[int, tuple], Tensor]] = []
-        for state, _, crop, idxs in items:
-            cache = state.features if self.cache_features else {}
-            local.append(cache)
-            for i in idxs:
+        caches = [w.state.features if self.cache_features else {} for w in windows]
+        jobs: dict[tuple[int, int, tuple], tuple[dict, int, CropBox, np.ndarray]] = {}
+        for w, cache in zip(windows, caches):
+            for i in w.frames:
+                crop = self._source_crop(w, i)
                 if (i, crop.key) not in cache:
-                    jobs.setdefault((state.track_id, i, crop.key), (i, crop))
+                    if self.mode == "aligned":
+                        w.state.canvases[i] = crop
+                    jobs.setdefault((id(cache), i, crop.key), (cache, i, crop, w.stream.frames[i].image))
         if jobs:
-            keys = list(jobs)
-            crops = self._crop_batch([self._frames[i].image for i, _ in jobs.values()],
-                                     [c.matrix for _, c in jobs.values()])
+            crops = self._crop_batch([image for *_, image in jobs.values()], [c.matrix for _, _, c, _ in jobs.values()])
             feats = self._run_chunked(self.backend.backbone, self._normalizer()(crops))
             self.stats.backbone_calls += 1
-            self.stats.backbone_crops += len(keys)
-            by_track = {state.track_id: cache for (state, *_), cache in zip(items, local)}
-            for n, (tid, i, ckey) in enumerate(keys):
-                by_track[tid][(i, ckey)] = feats[n]  # a view: features are stored without a copy
-        window = [cache[(i, crop.key)] for (_, _, crop, idxs), cache in zip(items, local) for i in idxs]
-        return self._window_batch(window).unflatten(0, (len(items), len(items[0][3])))
+            self.stats.backbone_crops += len(jobs)
+            for n, (cache, i, crop, _) in enumerate(jobs.values()):
+                cache[(i, crop.key)] = feats[n]  # a view: features are stored without a copy
+        features: list[Tensor] = []
+        moved: list[tuple[int, Tensor, np.ndarray]] = []  # (position, source features, affine) to resample
+        for w, cache in zip(windows, caches):
+            for i in w.frames:
+                source = self._source_crop(w, i)
+                if source.key != w.crop.key:
+                    moved.append((len(features), cache[(i, source.key)], feature_affine(source, w.crop, FEATURE_STRIDE)))
+                features.append(cache[(i, source.key)])
+        if moved:
+            aligned = align_features(torch.stack([f for _, f, _ in moved]), np.stack([a for *_, a in moved]))
+            for (position, _, _), feature in zip(moved, aligned):
+                features[position] = feature
+            self.stats.aligned_features += len(moved)
+        return self._window_batch(features).unflatten(0, (len(windows), len(windows[0].frames)))
+
+    def _source_crop(self, window: _Window, frame: int) -> CropBox:
+        """The crop box whose features stand for ``frame`` in ``window``.
+
+        Exact and streaming: the window's own box. Aligned: the box the frame was (or will be)
+        cropped with once: its own detection's, or the window's box where the track was not detected.
+        """
+        if self.mode != "aligned":
+            return window.crop
+        state = window.state
+        return state.canvases.get(frame) or state.key_crops.get(frame) or window.crop
 
     def _normalizer(self) -> Normalizer:
         """The normaliser for the backend's device and dtype (built once; NHWC when the backend runs NHWC)."""
@@ -282,29 +367,30 @@ class StreamingPoseEstimator:
             return fn(x)
         return torch.cat([fn(x[i : i + self.max_batch]) for i in range(0, x.shape[0], self.max_batch)])
 
-    def _decode(
-        self, heatmaps: Tensor, items: list[tuple[TrackState, TrackedBox, CropBox, list[int]]]
-    ) -> list[PersonPose]:
+    def _decode(self, heatmaps: Tensor, windows: list[_Window]) -> list[PersonPose]:
         hm = heatmaps.detach().float().cpu().numpy()
         coords, scores = self.codec.decode(hm)  # [B, K, 2] crop pixels, [B, K], float32
-        inverse = np.stack([crop.inverse for _, _, crop, _ in items]).astype(np.float32)  # [B, 2, 3]
+        inverse = np.stack([w.crop.inverse for w in windows]).astype(np.float32)  # [B, 2, 3]
         xy = coords @ inverse[:, :, :2].transpose(0, 2, 1) + inverse[:, None, :, 2]  # crop → image, float32
         keypoints = np.concatenate([xy, scores[..., None]], axis=2)  # [B, K, 3]
         mean_scores = scores.mean(axis=1)
         return [
-            PersonPose(track_id=tb.track_id, box_xyxy=tb.box_xyxy.copy(), box_score=tb.score,
+            PersonPose(track_id=w.box.track_id, box_xyxy=w.box.box_xyxy.copy(), box_score=w.box.score,
                        keypoints=keypoints[n], score=float(mean_scores[n]))
-            for n, (_, tb, _, _) in enumerate(items)
+            for n, w in enumerate(windows)
         ]
 
-    def _evict(self, next_key: int) -> None:
-        """Drop what no pending window (key frames ``>= next_key``) can use."""
-        min_frame = next_key - self.delta
-        for i in [i for i in self._frames if i < min_frame]:
-            del self._frames[i]
-        for tid in list(self._tracks):
-            state = self._tracks[tid]
-            if state.last_seen < next_key:
-                del self._tracks[tid]  # no key frame left to emit
+    def _evict(self, stream: StreamState) -> None:
+        """Drop what no pending window of ``stream`` (key frames ``>= next_emit``) can use."""
+        next_key = stream.next_emit
+        min_frame = next_key - self.reach
+        for i in [i for i in stream.frames if i < min_frame]:
+            del stream.frames[i]
+        # freed once no key frame of it is left to emit and it has not been seen for delta frames
+        stale = min(next_key, stream.next_frame - self.delta)
+        for tid in list(stream.tracks):
+            state = stream.tracks[tid]
+            if state.last_seen < stale:
+                del stream.tracks[tid]
             else:
                 state.evict(min_feature_frame=min_frame, min_key_frame=next_key)

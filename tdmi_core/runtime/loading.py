@@ -116,6 +116,7 @@ def build_estimator(cfg: RuntimeConfig, delta: int | None = None) -> tuple[Strea
             f"backend {cfg.backend!r} ({cfg.precision} on {cfg.device}) failed to start: {type(e).__name__}: {e}"
         ) from e
     estimator = StreamingPoseEstimator(backend, model_cfg, mode=cfg.mode, hold_threshold=cfg.hold_threshold,
-                                       box_padding=cfg.box_padding, max_batch=cfg.max_batch)
+                                       box_padding=cfg.box_padding, max_batch=cfg.max_batch,
+                                       single_frame=cfg.single_frame)
     return estimator, f"{source}, backend {backend.name}"
 

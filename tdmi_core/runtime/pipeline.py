@@ -1,23 +1,28 @@
-"""The pose stream on a worker thread: tracking and the streaming TDMI estimator behind a bounded queue.
+"""The pose streams on a worker thread: tracking and the streaming TDMI estimator behind a bounded queue.
 
 A producer (the ROS node's callbacks, a video reader) submits :class:`FrameJob` objects and never
 waits for inference. A job's ``load`` runs in the worker, so the producer can hand over a frame
 before decoding it: a frame skipped because the worker is behind is never decoded. Results come
 back through ``on_result`` (worker thread), one :class:`~tdmi_core.runtime.types.FramePoses` per
-frame, ``delta`` frames after it went in. Queue rules: :class:`~tdmi_core.runtime.worker.FrameWorker`.
+frame, once its window is complete (``delta`` frames later for the symmetric window, at once for a
+causal or single-frame one). Queue rules: :class:`~tdmi_core.runtime.worker.FrameWorker`.
+
+Several streams (cameras): each job names its stream; every stream has its own tracker and queue
+limit, and each step takes the oldest waiting frame of every stream into one batched estimator call
+(:meth:`~tdmi_core.runtime.estimator.StreamingPoseEstimator.push_many`).
 """
 from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 
 from tdmi_core.runtime.stats import PipelineStats
-from tdmi_core.runtime.types import FramePoses, TrackedBox
+from tdmi_core.runtime.types import FramePoses, StreamFrame, TrackedBox
 from tdmi_core.runtime.worker import SKIP_REASON, DroppedFrame, FrameWorker
 
 __all__ = ["SKIP_REASON", "DroppedFrame", "FrameInput", "FrameJob", "PosePipeline"]
@@ -28,11 +33,11 @@ class Estimator(Protocol):
 
     delta: int
 
-    def push(self, image_bgr: np.ndarray, tracks: Sequence[TrackedBox], token: Any = None) -> list[FramePoses]: ...
+    def push_many(self, frames: Sequence[StreamFrame]) -> list[list[FramePoses]]: ...
 
-    def flush(self) -> list[FramePoses]: ...
+    def flush(self, stream: Hashable = 0) -> list[FramePoses]: ...
 
-    def reset(self) -> None: ...
+    def reset(self, stream: Hashable | None = None) -> None: ...
 
 
 class Tracker(Protocol):
@@ -69,23 +74,26 @@ class FrameJob:
         load: builds the :class:`FrameInput` in the worker thread (decoding happens here); may raise
             :class:`~tdmi_core.runtime.worker.DroppedFrame` for an unusable frame.
         received_s: monotonic time the frame arrived (queue age, latency).
+        stream: the stream (camera) the frame belongs to.
     """
 
     token: Any
     load: Callable[[], FrameInput]
     received_s: float
+    stream: Hashable = 0
 
 
 class PosePipeline:
-    """Bounded queue + worker thread around tracker and estimator.
+    """Bounded queue + worker thread around trackers and estimator.
 
     Args:
-        estimator: a streaming estimator (``push`` / ``flush`` / ``reset``).
-        tracker: assigns ids to frames whose boxes carry none (``update(boxes, scores) -> ids``, ``reset()``).
+        estimator: a streaming estimator (``push_many`` / ``flush`` / ``reset``).
+        make_tracker: builds a stream's tracker, which assigns ids to frames whose boxes carry none
+            (``update(boxes, scores) -> ids``, ``reset()``), e.g. ``IouTracker``.
         on_result: called from the worker thread with the :class:`FramePoses` of every output frame
             (its ``token`` is the job's).
         stats: counters, queue depth and latencies.
-        queue_depth, max_frame_age_s, drop_when_full: queue rules (:class:`FrameWorker`).
+        queue_depth, max_frame_age_s, drop_when_full: queue rules (:class:`FrameWorker`), per stream.
         flush_after_idle_s: with no new frame for this long, flush the remaining ``delta`` frames
             (edge-padded) so the end of a stream is published too (0 = never).
         on_drop: ``(reason, message)`` of an unusable frame; default: counted in ``stats``.
@@ -95,7 +103,7 @@ class PosePipeline:
     def __init__(
         self,
         estimator: Estimator,
-        tracker: Tracker,
+        make_tracker: Callable[[], Tracker],
         on_result: Callable[[FramePoses], None],
         stats: PipelineStats,
         queue_depth: int = 2,
@@ -106,13 +114,15 @@ class PosePipeline:
         max_consecutive_errors: int = 10,
     ) -> None:
         self.estimator = estimator
-        self.tracker = tracker
+        self.make_tracker = make_tracker
+        self.trackers: dict[Hashable, Tracker] = {}  # per stream, made on its first frame
         self.on_result = on_result
         self.stats = stats
         self.worker: FrameWorker[FrameJob] = FrameWorker(
-            self._process, stats, queue_depth=queue_depth, drop_when_full=drop_when_full,
+            None, stats, queue_depth=queue_depth, drop_when_full=drop_when_full,
             max_age_s=max_frame_age_s, idle_s=flush_after_idle_s, on_idle=self._flush, on_drop=on_drop,
             on_error=self._restart, max_consecutive_errors=max_consecutive_errors, name="tdmi_pose_worker",
+            handle_batch=self._process,
         )
 
     # ------------------------------------------------------------------ control (any thread)
@@ -126,14 +136,15 @@ class PosePipeline:
 
     def submit(self, job: FrameJob) -> None:
         """Queue a frame (see the queue rules of :class:`FrameWorker`)."""
-        self.worker.submit(job, job.received_s)
+        self.worker.submit(job, job.received_s, key=job.stream)
 
-    def request_reset(self) -> None:
-        """Flush and restart the sequence once the frames already queued are processed (source restarted)."""
-        self.worker.call_soon(self._flush_and_restart)
+    def request_reset(self, stream: Hashable = 0) -> None:
+        """Flush and restart ``stream`` once the frames already queued are processed (source restarted)."""
+        self.worker.call_soon(lambda: self._flush_and_restart(stream))
 
     def finish(self) -> None:
-        """Offline end of stream: wait for every queued frame, then publish the last ``delta`` (edge-padded)."""
+        """Offline end of streams: wait for every queued frame, then publish the frames still waiting for
+        their window (edge-padded)."""
         self.worker.call_soon(self._flush)
         self.worker.join()
 
@@ -153,19 +164,36 @@ class PosePipeline:
         return self.worker.depth
 
     # ------------------------------------------------------------------ worker thread
-    def _process(self, job: FrameJob) -> None:
+    def _process(self, jobs: list[FrameJob]) -> None:
+        """One step: a frame of each of several streams, through the estimator in one call."""
+        frames = []
+        for job in jobs:
+            try:
+                frames.append(self._load(job))
+            except DroppedFrame as e:  # this frame only; the other streams' frames go on
+                self.worker.on_drop(e.reason, str(e))
+        if not frames:
+            return
+        start = time.perf_counter()
+        outputs = self.estimator.push_many(frames)
+        self.stats.latency("inference", time.perf_counter() - start)
+        for _ in frames:
+            self.stats.tick("processed")
+        self._emit([poses for out in outputs for poses in out])
+
+    def _load(self, job: FrameJob) -> StreamFrame:
+        """Decode a job and give its boxes track ids (the stream's tracker where the detector gave none)."""
         frame = job.load()
+        tracker = self.trackers.get(job.stream)
+        if tracker is None:
+            tracker = self.trackers[job.stream] = self.make_tracker()
         ids = frame.track_ids
         if len(ids) and np.any(ids < 0):
-            ids = np.asarray(self.tracker.update(frame.boxes_xyxy, frame.scores), dtype=np.int64)
+            ids = np.asarray(tracker.update(frame.boxes_xyxy, frame.scores), dtype=np.int64)
         elif not len(ids):
-            self.tracker.update(np.zeros((0, 4)), np.zeros(0))  # age the tracks
+            tracker.update(np.zeros((0, 4)), np.zeros(0))  # age the tracks
         tracks = [TrackedBox(int(t), b, float(s)) for t, b, s in zip(ids, frame.boxes_xyxy, frame.scores)]
-        start = time.perf_counter()
-        outputs = self.estimator.push(frame.image_bgr, tracks, token=(job.token, job.received_s))
-        self.stats.latency("inference", time.perf_counter() - start)
-        self.stats.tick("processed")
-        self._emit(outputs)
+        return StreamFrame(job.stream, frame.image_bgr, tracks, token=(job.token, job.received_s))
 
     def _emit(self, outputs: list[FramePoses]) -> None:
         for frame in outputs:
@@ -174,13 +202,16 @@ class PosePipeline:
             self.on_result(dataclasses.replace(frame, token=token))
 
     def _flush(self) -> None:
-        self._emit(self.estimator.flush())
+        for stream in self.trackers:
+            self._emit(self.estimator.flush(stream))
 
-    def _flush_and_restart(self) -> None:
-        self._flush()
-        self.tracker.reset()
+    def _flush_and_restart(self, stream: Hashable) -> None:
+        self._emit(self.estimator.flush(stream))
+        if stream in self.trackers:
+            self.trackers[stream].reset()
 
     def _restart(self) -> None:
-        """After a failed frame: start a new sequence (the failed one's windows cannot be trusted)."""
+        """After a failed step: start new sequences (the failed one's windows cannot be trusted)."""
         self.estimator.reset()
-        self.tracker.reset()
+        for tracker in self.trackers.values():
+            tracker.reset()

@@ -1,12 +1,13 @@
 """Plain data passed in and out of the runtime (no torch, no ROS)."""
 from __future__ import annotations
 
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-__all__ = ["TrackedBox", "PersonPose", "FramePoses"]
+__all__ = ["TrackedBox", "PersonPose", "FramePoses", "StreamFrame"]
 
 
 @dataclass(frozen=True)
@@ -69,3 +70,20 @@ class FramePoses:
     poses: list[PersonPose] = field(default_factory=list)
     frame_index: int = -1
     image_bgr: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class StreamFrame:
+    """One frame of one stream (camera), for a batched step over several streams.
+
+    Attributes:
+        stream: the stream's key (e.g. the camera's index); each stream has its own frames and tracks.
+        image_bgr: ``[H, W, 3]`` uint8 BGR image.
+        tracks: the tracked person boxes of this frame (ids unique within the stream's frame).
+        token: returned with this frame's :class:`FramePoses`.
+    """
+
+    stream: Hashable
+    image_bgr: np.ndarray
+    tracks: Sequence[TrackedBox]
+    token: Any = None

@@ -7,6 +7,10 @@ Real-time rule (``drop_when_full=True``): at most ``queue_depth`` jobs wait. A j
 queue pushes the oldest waiting one out (counted as ``compute_behind``), and a job older than
 ``max_age_s`` when the worker reaches it is skipped too, so latency stays bounded instead of
 growing. Offline (``drop_when_full=False``) ``submit`` waits for room and nothing is skipped.
+
+Jobs may carry a key (a camera): the limit then holds per key, so one busy source cannot push out
+another's frames, and a worker built with ``handle_batch`` takes one waiting job of every key at
+a time (a step over all cameras).
 """
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -27,6 +31,7 @@ __all__ = ["SKIP_REASON", "DroppedFrame", "FrameWorker"]
 SKIP_REASON = "compute_behind"
 
 JobT = TypeVar("JobT")
+_ANY_KEY = object()  # _waiting(): count the jobs of every key
 
 
 class DroppedFrame(Exception):
@@ -44,6 +49,7 @@ class DroppedFrame(Exception):
 class _Job(Generic[JobT]):
     item: JobT
     received_s: float
+    key: Hashable = None
 
 
 @dataclass(frozen=True)
@@ -54,12 +60,12 @@ class _Call:
 
 
 class FrameWorker(Generic[JobT]):
-    """Runs ``handle(job)`` for each submitted job, in order, on one thread.
+    """Runs ``handle(job)`` for each submitted job (or ``handle_batch(jobs)`` for one job per key), in order, on one thread.
 
     Args:
-        handle: the per-job work (worker thread). May raise :class:`DroppedFrame`.
+        handle: the per-job work (worker thread). May raise :class:`DroppedFrame`. None with ``handle_batch``.
         stats: receives queue depth, skips, drops and errors.
-        queue_depth: most jobs waiting.
+        queue_depth: most jobs waiting (per key).
         drop_when_full: True: a new job at a full queue skips the oldest waiting one; False: ``submit`` waits.
         max_age_s: jobs older than this (since ``received_s``) when dequeued are skipped (0 = never).
         idle_s, on_idle: after ``idle_s`` without a job, call ``on_idle()`` once (0 = never).
@@ -68,11 +74,14 @@ class FrameWorker(Generic[JobT]):
         error_reason: the drop counter of failed jobs.
         max_consecutive_errors: from this many failed jobs in a row, :attr:`healthy` is False (the worker goes on).
         name: the thread's name.
+        handle_batch: instead of ``handle``: gets the oldest waiting job and the oldest waiting job of
+            every other key queued before the next :meth:`call_soon` call, oldest first (a failure
+            counts once for the batch).
     """
 
     def __init__(
         self,
-        handle: Callable[[JobT], None],
+        handle: Callable[[JobT], None] | None,
         stats: PipelineStats,
         queue_depth: int = 2,
         drop_when_full: bool = True,
@@ -84,10 +93,14 @@ class FrameWorker(Generic[JobT]):
         error_reason: str = "inference_error",
         max_consecutive_errors: int = 10,
         name: str = "tdmi_worker",
+        handle_batch: Callable[[list[JobT]], None] | None = None,
     ) -> None:
         if queue_depth < 1:
             raise ValueError(f"queue_depth must be >= 1, got {queue_depth}")
+        if (handle is None) == (handle_batch is None):
+            raise ValueError("give exactly one of handle and handle_batch")
         self.handle = handle
+        self.handle_batch = handle_batch
         self.stats = stats
         self.queue_depth = int(queue_depth)
         self.drop_when_full = bool(drop_when_full)
@@ -147,17 +160,17 @@ class FrameWorker(Generic[JobT]):
             return self._waiting()
 
     # ------------------------------------------------------------------ input (any thread)
-    def submit(self, job: JobT, received_s: float | None = None) -> None:
-        """Queue ``job`` (received at monotonic ``received_s``, default now); never blocks when dropping."""
-        entry = _Job(job, time.monotonic() if received_s is None else received_s)
+    def submit(self, job: JobT, received_s: float | None = None, key: Hashable = None) -> None:
+        """Queue ``job`` (received at monotonic ``received_s``, default now) under ``key``; never blocks when dropping."""
+        entry = _Job(job, time.monotonic() if received_s is None else received_s, key)
         with self._cond:
             if self.drop_when_full:
-                if self._waiting() >= self.queue_depth:
-                    oldest = next(j for j in self._queue if isinstance(j, _Job))
+                if self._waiting(key) >= self.queue_depth:
+                    oldest = next(j for j in self._queue if isinstance(j, _Job) and j.key == key)
                     self._queue.remove(oldest)
                     self.stats.drop(SKIP_REASON)
             else:
-                while self._waiting() >= self.queue_depth and not self._stop:
+                while self._waiting(key) >= self.queue_depth and not self._stop:
                     self._cond.wait()
             self._queue.append(entry)
             self.stats.queue(self._waiting(), self.queue_depth)
@@ -170,8 +183,28 @@ class FrameWorker(Generic[JobT]):
             self._cond.notify_all()
 
     # ------------------------------------------------------------------ worker
-    def _waiting(self) -> int:
-        return sum(isinstance(j, _Job) for j in self._queue)
+    def _waiting(self, key: Hashable = _ANY_KEY) -> int:
+        """Jobs waiting (under ``key``; all when not given)."""
+        return sum(isinstance(j, _Job) and (key is _ANY_KEY or j.key == key) for j in self._queue)
+
+    def _take_batch(self, first: _Job[JobT]) -> list[_Job[JobT]]:
+        """``first`` and the oldest waiting job of every other key queued before the next call marker."""
+        batch, keys = [first], {first.key}
+        for entry in list(self._queue):
+            if isinstance(entry, _Call):
+                break  # a call runs after the jobs queued before it, never overtaken
+            if entry.key not in keys:
+                batch.append(entry)
+                keys.add(entry.key)
+                self._queue.remove(entry)
+        return batch
+
+    def _fresh(self, entry: _Job[JobT]) -> bool:
+        """False (counted as a skip) for a job older than ``max_age_s``."""
+        if self.max_age_s > 0 and time.monotonic() - entry.received_s > self.max_age_s:
+            self.stats.drop(SKIP_REASON)
+            return False
+        return True
 
     def _run(self) -> None:
         while True:
@@ -185,6 +218,7 @@ class FrameWorker(Generic[JobT]):
                 if self._stop:
                     return
                 entry = self._queue.popleft() if self._queue else None
+                batch = self._take_batch(entry) if self.handle_batch is not None and isinstance(entry, _Job) else []
                 self.stats.queue(self._waiting(), self.queue_depth)
                 self._cond.notify_all()  # room for a waiting submit
             if entry is None:
@@ -193,12 +227,17 @@ class FrameWorker(Generic[JobT]):
                     self._guarded(self.on_idle)
             elif isinstance(entry, _Call):
                 self._guarded(entry.fn)
-            elif self.max_age_s > 0 and time.monotonic() - entry.received_s > self.max_age_s:
-                self.stats.drop(SKIP_REASON)
-            else:
-                self._idle_armed = True
-                if self._guarded(lambda item=entry.item: self.handle(item)):
-                    self._consecutive_errors = 0  # only a good frame ends a streak of failures
+            elif self.handle_batch is not None:
+                items = [job.item for job in batch if self._fresh(job)]
+                if items:
+                    self._run_job(lambda: self.handle_batch(items))
+            elif self._fresh(entry):
+                self._run_job(lambda item=entry.item: self.handle(item))
+
+    def _run_job(self, fn: Callable[[], None]) -> None:
+        self._idle_armed = True
+        if self._guarded(fn):
+            self._consecutive_errors = 0  # only a good frame ends a streak of failures
 
     def _guarded(self, fn: Callable[[], None]) -> bool:
         """Run ``fn``; count and log a failure instead of raising. Returns whether it succeeded."""

@@ -124,12 +124,11 @@ class _Stream:
 def _feature_cache_bytes(est: StreamingPoseEstimator) -> int:
     seen: set[int] = set()
     total = 0
-    for state in est._tracks.values():  # noqa: SLF001 - the bench inspects its own runtime
-        for t in state.features.values():
-            ptr = t.untyped_storage().data_ptr()
-            if ptr not in seen:
-                seen.add(ptr)
-                total += t.untyped_storage().nbytes()
+    for t in est.cached_features():
+        ptr = t.untyped_storage().data_ptr()
+        if ptr not in seen:
+            seen.add(ptr)
+            total += t.untyped_storage().nbytes()
     return total
 
 

@@ -179,13 +179,12 @@ def run_model_degraded(tracks: CameraTracks, weights: str, single_frame: bool) -
 
     from tdmi_core.codec import HeatmapCodec
     from tdmi_core.geometry import crop_affine_for_box, invert_affine, transform_points, warp_crop
-    from tdmi_core.model_input import causal_window_frame_indices, window_frame_indices
+    from tdmi_core.model_input import window_frames
     from tdmi_core.train.distill import crops_to_tensor
 
     model, cfg = load_model(weights, single_frame)
     codec = HeatmapCodec(cfg.input_size_hw, cfg.heatmap_size_hw, cfg.heatmap_sigma, refine=cfg.decode_refine)
     in_h, in_w = cfg.input_size_hw
-    frames_of = causal_window_frame_indices if cfg.window == "causal" else window_frame_indices
     out = []
     n = len(tracks.frames)
     for f, boxes in enumerate(tracks.boxes):
@@ -193,7 +192,7 @@ def run_model_degraded(tracks: CameraTracks, weights: str, single_frame: bool) -
         kps = np.zeros((len(boxes), NUM_KEYPOINTS, 3), np.float32)
         for p, box in enumerate(boxes):
             _, _, m = crop_affine_for_box(box, (in_h, in_w), 1.25)
-            idx = frames_of(f, n, cfg.delta)
+            idx = window_frames(cfg.window, f, n, cfg.delta)
             crops = np.stack([warp_crop(key_image if i == f else tracks.frames[i], m, (in_w, in_h)) for i in idx])
             with torch.no_grad():
                 heat = model.temporal_head(model.backbone(crops_to_tensor(crops))[None])

@@ -58,7 +58,7 @@ def video_poses(frames: Any, detector: Any, estimator: Any, tracker: Any, out: I
         The pipeline's statistics (frames processed, latencies).
     """
     stats = PipelineStats()
-    pipeline = PosePipeline(estimator, tracker, lambda frame: out.write(json.dumps(_record(frame)) + "\n"), stats,
+    pipeline = PosePipeline(estimator, lambda: tracker, lambda frame: out.write(json.dumps(_record(frame)) + "\n"), stats,
                             queue_depth=queue_depth, drop_when_full=False)
     pipeline.start()
     try:

@@ -6,8 +6,8 @@ result as ``.npy`` files (crops memory-mapped, so the cache may exceed RAM).
 
 A window is one labelled person in one key frame. All its frames are cropped with ONE affine (the
 key frame's box enlarged by ``padding`` and fitted to the model aspect ratio), as the runtime does;
-frames outside the video are padded by :func:`tdmi_core.model_input.window_frame_indices` (or the
-causal rule). The crop keeps ``context`` x more surroundings than the model sees, at the model's
+frames outside the video are padded by :func:`tdmi_core.model_input.window_frames` (the window
+rule the runtime serves with). The crop keeps ``context`` x more surroundings than the model sees, at the model's
 pixel scale, so training augmentation (scale, rotation, shift) finds real image content instead of
 black borders. Targets are the key frame's teacher keypoints in cache-crop pixels; they are encoded
 to heatmaps after augmentation.
@@ -25,7 +25,7 @@ import numpy as np
 from tdmi_core.data.dataset import FrameReader, gt_sample_refs
 from tdmi_core.data.posetrack import VideoRecord
 from tdmi_core.geometry import crop_affine_for_box, transform_points, warp_crop
-from tdmi_core.model_input import causal_window_frame_indices, window_frame_indices
+from tdmi_core.model_input import window_frames
 
 logger = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ def build_crop_cache(
     (directory / "meta.json").unlink(missing_ok=True)
     c_h, c_w = meta["crop_size_hw"]
     delta = meta["delta"]
-    frames_of = causal_window_frame_indices if meta["causal"] else window_frame_indices
+    window = "causal" if meta["causal"] else "symmetric"
     first = refs[0]
     k = videos[first.video_index].frames[first.frame_index].persons[first.person_index].keypoints.shape[0]
     n, t = len(refs), 2 * delta + 1
@@ -126,7 +126,7 @@ def build_crop_cache(
     for i, ref in enumerate(tqdm(refs, desc="pre-crop", unit="win", disable=not progress, mininterval=5)):
         video = videos[ref.video_index]
         _, _, matrix = crop_affine_for_box(np.asarray(ref.box_xyxy), (c_h, c_w), meta["padding"] * meta["context"])
-        for j, f in enumerate(frames_of(ref.frame_index, video.num_frames, delta)):
+        for j, f in enumerate(window_frames(window, ref.frame_index, video.num_frames, delta)):
             crops[i, j] = warp_crop(reader(video.frames[f].file_name), matrix, (c_w, c_h))
         person = video.frames[ref.frame_index].persons[ref.person_index]
         keypoints[i] = transform_points(person.keypoints[:, :2].astype(np.float64), matrix)

@@ -119,7 +119,7 @@ def test_build_estimator_from_weights_file(tmp_path: Path) -> None:
     save_weights(model, weights)
     est, description = build_estimator(load_runtime_config({"weights": str(weights), "num_threads": 1}))
     assert str(weights) in description and "onnxruntime-cpu-fp32" in description
-    assert est.model_cfg == cfg and est.mode == "streaming"
+    assert est.model_cfg == cfg and est.mode == "aligned"
     img = np.zeros((80, 80, 3), np.uint8)
     est.push(img, [TrackedBox(0, [10, 10, 50, 70])], token="t0")
     (res,) = est.flush()

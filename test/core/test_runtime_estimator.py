@@ -1,4 +1,4 @@
-"""Tests for the streaming estimator: reuse equals recompute, modes, padding, eviction, errors."""
+"""Tests for the streaming estimator: reuse equals recompute, modes, windows, streams, padding, eviction, errors."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,12 +7,13 @@ import torch
 
 from tdmi_core.codec import HeatmapCodec
 from tdmi_core.geometry import transform_points, warp_crop
-from tdmi_core.model_input import pixel_normalization, window_frame_indices
+from tdmi_core.model_input import causal_window_frame_indices, pixel_normalization, window_frame_indices
 from tdmi_core.models import build_model, load_model_config
 from tdmi_core.runtime.backends.torch_backend import TorchBackend
 from tdmi_core.runtime.crops import CropBatch, CropBox, Normalizer, crop_boxes, moved_beyond
+from tdmi_core.runtime.align import align_features, feature_affine
 from tdmi_core.runtime.estimator import StreamingPoseEstimator
-from tdmi_core.runtime.types import FramePoses, TrackedBox
+from tdmi_core.runtime.types import FramePoses, StreamFrame, TrackedBox
 
 DELTA = 2
 
@@ -30,6 +31,7 @@ class RecordingBackend:
         self.inner = inner
         self.name, self.device, self.input_dtype, self.max_batch = inner.name, inner.device, inner.input_dtype, None
         self.heads: list[torch.Tensor] = []
+        self.windows: list[torch.Tensor] = []
         self.backbone_batches: list[int] = []
 
     def backbone(self, crops: torch.Tensor) -> torch.Tensor:
@@ -37,6 +39,7 @@ class RecordingBackend:
         return self.inner.backbone(crops)
 
     def temporal_head(self, windows: torch.Tensor) -> torch.Tensor:
+        self.windows.append(windows.clone())
         out = self.inner.temporal_head(windows)
         self.heads.append(out.clone())
         return out
@@ -56,23 +59,19 @@ def make_images(n: int, seed: int = 0, hw: tuple[int, int] = (120, 160)) -> list
     return [np.roll(base, 3 * i, axis=1) for i in range(n)]
 
 
-def reference_heatmaps(model, cfg, images, idxs, crop: CropBox) -> torch.Tensor:
-    """Recompute one window from scratch with the monolithic model and one crop box, the crops made
-    and normalised as the training dataset makes them (warp_crop, numpy)."""
+def normalized_crops(cfg, images, idxs, crop: CropBox) -> torch.Tensor:
+    """``[T, 3, H, W]`` crops of ``images[idxs]`` with one crop box, made and normalised as the training
+    dataset makes them (warp_crop, numpy)."""
     in_h, in_w = cfg.input_size_hw
     crops = np.stack([warp_crop(images[i], crop.matrix, (in_w, in_h)) for i in idxs])
     shift, scale = pixel_normalization()
-    x = torch.from_numpy(((crops[..., ::-1].astype(np.float32) - shift) * scale).transpose(0, 3, 1, 2).copy())
+    return torch.from_numpy(((crops[..., ::-1].astype(np.float32) - shift) * scale).transpose(0, 3, 1, 2).copy())
+
+
+def reference_heatmaps(model, cfg, images, idxs, crop: CropBox) -> torch.Tensor:
+    """Recompute one window from scratch with the monolithic model and one crop box."""
     with torch.inference_mode():
-        return model(x[None])[0]
-
-
-def test_causal_models_are_refused_not_served_with_the_wrong_window(model_and_cfg) -> None:
-    model, cfg = model_and_cfg
-    causal = load_model_config("tdmi_lite", name="tiny_causal", width=8, input_size_hw=(64, 64),
-                               heatmap_size_hw=(16, 16), rdm_hidden=8, window="causal")
-    with pytest.raises(ValueError, match="causal window"):
-        StreamingPoseEstimator(TorchBackend(model), causal)
+        return model(normalized_crops(cfg, images, idxs, crop)[None])[0]
 
 
 def test_moved_beyond_threshold() -> None:
@@ -228,13 +227,173 @@ def test_naive_mode_recomputes_and_matches(model_and_cfg) -> None:
     res = {}
     for cache in (True, False):
         backend = RecordingBackend(TorchBackend(model))
-        est = StreamingPoseEstimator(backend, cfg, cache_features=cache)
+        est = StreamingPoseEstimator(backend, cfg, mode="streaming", cache_features=cache)
         res[cache] = (run_stream(est, images, boxes), sum(backend.backbone_batches))
     for a, b in zip(res[True][0], res[False][0]):
         for pa, pb in zip(a.poses, b.poses):
             np.testing.assert_allclose(pa.keypoints, pb.keypoints, atol=1e-4)
     assert res[True][1] == 2 * n
     assert res[False][1] == 2 * sum(len(set(window_frame_indices(t, n, DELTA))) for t in range(n))
+
+
+@pytest.fixture(scope="module")
+def causal_model_and_cfg():
+    torch.manual_seed(1)
+    cfg = load_model_config("tdmi_lite", name="tiny_causal", width=8, input_size_hw=(64, 64),
+                            heatmap_size_hw=(16, 16), rdm_hidden=8, window="causal")
+    return build_model(cfg).eval(), cfg
+
+
+def moving_boxes(n: int) -> list[dict[int, np.ndarray]]:
+    """Two people whose boxes move and resize every frame; person 1 joins at frame 2."""
+    return [{0: np.array([20.0 + 3 * i, 10, 60 + 3.5 * i, 100 + i]),
+             **({1: np.array([90.0 - 2 * i, 20, 130 - 2 * i, 110])} if i >= 2 else {})} for i in range(n)]
+
+
+@pytest.mark.parametrize("mode", ["exact", "aligned"])
+def test_causal_window_is_emitted_at_its_own_push_and_equals_recompute(causal_model_and_cfg, mode) -> None:
+    """Frame t's poses come out of push t (no look-ahead); the key frame is the window's last frame."""
+    model, cfg = causal_model_and_cfg
+    backend = RecordingBackend(TorchBackend(model))
+    est = StreamingPoseEstimator(backend, cfg, mode=mode)
+    assert (est.reach, est.lag) == (2 * DELTA, 0)
+    n = 7
+    images, boxes = make_images(n, seed=6), moving_boxes(n)
+    for i in range(n):
+        out = est.push(images[i], [TrackedBox(t, b) for t, b in boxes[i].items()], token=i)
+        assert [r.token for r in out] == [i] and out[0].frame_index == i
+        assert [p.track_id for p in out[0].poses] == sorted(boxes[i])
+        idxs = causal_window_frame_indices(i, i + 1, DELTA)  # frames before the stream clamp to frame 0
+        for j, tid in enumerate(sorted(boxes[i])):
+            key_crop = CropBox.from_box(boxes[i][tid], cfg.input_size_hw)
+            if mode == "exact":
+                ref = reference_heatmaps(model, cfg, images, idxs, key_crop)
+                torch.testing.assert_close(backend.heads[-1][j], ref, rtol=1e-4, atol=1e-5)
+            else:  # the key frame (last) is cropped with its own box: its features are the exact ones
+                with torch.inference_mode():
+                    key_features = model.backbone(normalized_crops(cfg, images, [i], key_crop))[0]
+                torch.testing.assert_close(backend.windows[-1][j, cfg.key_index], key_features, rtol=1e-4, atol=1e-5)
+    assert est.flush() == [] and est.num_buffered_frames == 0
+    person_frames = sum(len(b) for b in boxes)
+    if mode == "aligned":  # one backbone pass per person-frame (+ frame 0 and 1 for person 1's first window)
+        assert est.stats.backbone_crops == person_frames + 2
+        assert est.stats.aligned_features > 0
+
+
+def test_causal_streaming_reuses_the_held_box(causal_model_and_cfg) -> None:
+    model, cfg = causal_model_and_cfg
+    backend = RecordingBackend(TorchBackend(model))
+    est = StreamingPoseEstimator(backend, cfg, mode="streaming", hold_threshold=0.1)
+    n = 8
+    images = make_images(n, seed=7)
+    rng = np.random.default_rng(2)
+    box = np.array([20.0, 10, 60, 100])
+    boxes = [box + rng.uniform(-0.5, 0.5, 4) for _ in range(n)]
+    held = CropBox.from_box(boxes[0], cfg.input_size_hw)
+    for i in range(n):
+        (out,) = est.push(images[i], [TrackedBox(0, boxes[i])])
+        ref = reference_heatmaps(model, cfg, images, causal_window_frame_indices(i, n, DELTA), held)
+        torch.testing.assert_close(backend.heads[-1][0], ref, rtol=1e-4, atol=1e-5)
+        assert est.num_buffered_frames <= 2 * DELTA + 1
+    assert est.stats.backbone_crops == n  # one pass per frame
+
+
+def test_single_frame_serves_the_key_frame_repeated_as_its_training_did(model_and_cfg) -> None:
+    from tdmi_core.train.distill import as_single_frame_model
+
+    model, cfg = model_and_cfg
+    twin = as_single_frame_model(model)  # how single-frame weights are trained and evaluated
+    est = StreamingPoseEstimator(TorchBackend(model), cfg, mode="aligned", single_frame=True)
+    n = 5
+    images, boxes = make_images(n, seed=8), moving_boxes(n)
+    for i in range(n):
+        (out,) = est.push(images[i], [TrackedBox(t, b) for t, b in boxes[i].items()], token=i)
+        assert out.token == i  # no lag
+        for pose in out.poses:
+            crop = CropBox.from_box(boxes[i][pose.track_id], cfg.input_size_hw)
+            with torch.inference_mode():  # the twin fed a real window sees only its key frame
+                x = normalized_crops(cfg, images, window_frame_indices(i, n, DELTA), crop)
+                ref = twin.temporal_head(twin.backbone(x)[None])[0].numpy()
+            coords, _ = HeatmapCodec(cfg.input_size_hw, cfg.heatmap_size_hw).decode(ref)
+            np.testing.assert_allclose(pose.keypoints[:, :2], transform_points(coords, crop.inverse), atol=1e-3)
+    assert est.stats.backbone_crops == sum(len(b) for b in boxes) and est.num_buffered_frames == 0
+
+
+def test_align_features_matches_roi_align_and_keeps_an_unmoved_box() -> None:
+    """The feature grid geometry, checked against torchvision's RoIAlign (an independent implementation)."""
+    from torchvision.ops import roi_align
+
+    hw = (64, 48)
+    source = CropBox.from_region(np.array([100.0, 80.0]), np.array([48.0, 64.0]), hw)  # 1 image px = 1 crop px
+    targets = [CropBox.from_region(np.array([104.0, 80.0]), np.array([48.0, 64.0]), hw),  # 1 feature px right
+               CropBox.from_region(np.array([101.3, 78.2]), np.array([50.0, 66.0]), hw)]  # sub-pixel, rescaled
+    features = torch.randn(1, 2, 3, 16, 12)
+    affines = np.stack([feature_affine(source, t, 4) for t in targets])
+    out = align_features(features.expand(2, -1, -1, -1, -1), affines)
+    torch.testing.assert_close(out[0, ..., :-1], features[0, ..., 1:])  # an exact shift by one feature pixel
+    torch.testing.assert_close(out[0, ..., -1], features[0, ..., -1])  # past the edge: the border repeated
+    (ax, _, bx), (_, ay, by) = affines[1]
+    # RoIAlign (aligned=True, one sample per bin) samples x = x1 - 0.5 + (u + 0.5) * bin: bin = a, x1 = b + 0.5 - a / 2
+    x1, y1 = bx + 0.5 - ax / 2, by + 0.5 - ay / 2
+    roi = torch.tensor([[0.0, x1, y1, x1 + ax * 12, y1 + ay * 16]], dtype=torch.float32)
+    ref = roi_align(features.reshape(1, 6, 16, 12), roi, (16, 12), 1.0, sampling_ratio=1, aligned=True).reshape(2, 3, 16, 12)
+    inside = (slice(None), slice(None), slice(1, 15), slice(1, 11))  # where no sample leaves the map
+    torch.testing.assert_close(out[1][inside], ref[inside], rtol=1e-5, atol=1e-5)
+    identity = align_features(features, feature_affine(source, source, 4)[None])
+    torch.testing.assert_close(identity, features)
+
+
+def test_aligned_mode_equals_exact_while_boxes_stay_put_and_costs_one_pass_when_they_move(model_and_cfg) -> None:
+    model, cfg = model_and_cfg
+    n = 7
+    images = make_images(n, seed=9)
+    still = [{0: np.array([20.0, 10, 60, 100]), 1: np.array([90.0, 20, 130, 110])} for _ in range(n)]
+    results = {}
+    for mode in ("exact", "aligned"):
+        est = StreamingPoseEstimator(TorchBackend(model), cfg, mode=mode)
+        results[mode] = run_stream(est, images, still)
+    for a, b in zip(results["exact"], results["aligned"]):
+        for pa, pb in zip(a.poses, b.poses):
+            np.testing.assert_array_equal(pa.keypoints, pb.keypoints)
+    costs = {}
+    for mode in ("exact", "aligned"):
+        est = StreamingPoseEstimator(TorchBackend(model), cfg, mode=mode)
+        run_stream(est, images, moving_boxes(n))
+        costs[mode] = est.stats.backbone_crops
+    person_frames = sum(len(b) for b in moving_boxes(n))
+    # aligned: each person-frame once, plus frames 0-1 for person 1's first window (it joined at frame 2)
+    assert costs["aligned"] == person_frames + 2
+    assert costs["exact"] > 3 * person_frames
+
+
+def test_several_streams_batch_into_one_backbone_and_one_head_call(model_and_cfg) -> None:
+    model, cfg = model_and_cfg
+    n = 6
+    cameras = {"left": (make_images(n, seed=10), moving_boxes(n)), "right": (make_images(n, seed=11), moving_boxes(n)[::-1])}
+    alone = {}
+    for cam, (images, boxes) in cameras.items():
+        alone[cam] = run_stream(StreamingPoseEstimator(TorchBackend(model), cfg, mode="aligned"), images, boxes)
+    backend = RecordingBackend(TorchBackend(model))
+    est = StreamingPoseEstimator(backend, cfg, mode="aligned")
+    together: dict[str, list[FramePoses]] = {cam: [] for cam in cameras}
+    for i in range(n):
+        step = [StreamFrame(cam, images[i], [TrackedBox(t, b, 0.9) for t, b in boxes[i].items()], ("frame", i))
+                for cam, (images, boxes) in cameras.items()]
+        for cam, out in zip(cameras, est.push_many(step)):
+            together[cam] += out
+        if i >= DELTA:  # each step: one backbone call and one head call for both cameras' persons
+            assert len(backend.heads) == est.stats.backbone_calls == i - DELTA + 1
+    for cam in cameras:
+        together[cam] += est.flush(cam)
+        assert [r.token for r in together[cam]] == [r.token for r in alone[cam]]
+        for a, b in zip(alone[cam], together[cam]):
+            for pa, pb in zip(a.poses, b.poses):
+                np.testing.assert_allclose(pa.keypoints, pb.keypoints, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="one frame per stream"):
+        est.push_many([StreamFrame("left", images[0], []), StreamFrame("left", images[0], [])])
+    with pytest.raises(ValueError, match="uint8"):
+        est.push_many([StreamFrame("left", images[0], []), StreamFrame("right", np.zeros((4, 4)), [])])
+    assert est.num_buffered_frames == 0  # a step with a bad frame is refused whole
 
 
 class PeakBackend:
@@ -280,6 +439,8 @@ def test_bad_inputs_raise(model_and_cfg) -> None:
         StreamingPoseEstimator(backend, cfg, mode="fast")
     with pytest.raises(ValueError, match="delta"):
         StreamingPoseEstimator(backend, cfg, delta=3)
+    with pytest.raises(ValueError, match="cache_features"):
+        StreamingPoseEstimator(backend, cfg, mode="aligned", cache_features=False)
     est = StreamingPoseEstimator(backend, cfg)
     with pytest.raises(ValueError, match="uint8"):
         est.push(np.zeros((10, 10, 3), np.float32), [])

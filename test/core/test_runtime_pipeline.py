@@ -3,6 +3,7 @@ frame-t tokens after t+delta, tracker ids, skipping instead of queueing, surviva
 decoding only frames the worker reaches; the generic worker and the statistics behind /diagnostics."""
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 
@@ -71,7 +72,7 @@ def wait_until(predicate, timeout_s=30.0):
 def pipeline():
     out = Collector()
     stats = PipelineStats()
-    p = PosePipeline(tiny_estimator(), IouTracker(0.3, 5), out, stats, queue_depth=100)
+    p = PosePipeline(tiny_estimator(), lambda: IouTracker(0.3, 5), out, stats, queue_depth=100)
     p.start()
     yield p, out, stats
     p.stop()
@@ -143,7 +144,7 @@ def test_full_queue_skips_oldest_without_decoding_it():
     out = Collector()
     stats = PipelineStats()
     loads: list[int] = []
-    p = PosePipeline(tiny_estimator(), IouTracker(), out, stats, queue_depth=2)
+    p = PosePipeline(tiny_estimator(), IouTracker, out, stats, queue_depth=2)
     p.start()
     try:
         n = 60
@@ -167,7 +168,7 @@ def test_stale_frames_skipped_by_age():
     out = Collector()
     stats = PipelineStats()
     loads: list[int] = []
-    p = PosePipeline(tiny_estimator(), IouTracker(), out, stats, queue_depth=10, max_frame_age_s=0.5)
+    p = PosePipeline(tiny_estimator(), IouTracker, out, stats, queue_depth=10, max_frame_age_s=0.5)
     p.start()
     try:
         p.submit(job(0, [[5, 5, 20, 40]], received_s=time.monotonic() - 5.0, loads=loads))
@@ -179,7 +180,7 @@ def test_stale_frames_skipped_by_age():
 
 def test_idle_flush_publishes_the_last_delta_frames():
     out = Collector()
-    p = PosePipeline(tiny_estimator(), IouTracker(), out, PipelineStats(), queue_depth=10, flush_after_idle_s=0.3)
+    p = PosePipeline(tiny_estimator(), IouTracker, out, PipelineStats(), queue_depth=10, flush_after_idle_s=0.3)
     p.start()
     try:
         for i in range(5):
@@ -193,7 +194,7 @@ def test_idle_flush_publishes_the_last_delta_frames():
 def test_offline_submit_waits_instead_of_skipping_and_finish_flushes():
     out = Collector()
     stats = PipelineStats()
-    p = PosePipeline(tiny_estimator(), IouTracker(), out, stats, queue_depth=1, drop_when_full=False)
+    p = PosePipeline(tiny_estimator(), IouTracker, out, stats, queue_depth=1, drop_when_full=False)
     p.start()
     try:
         n = 12
@@ -235,6 +236,57 @@ def test_worker_runs_calls_in_order_and_reports_failures():
         worker.stop()
     with pytest.raises(ValueError, match="queue_depth"):
         FrameWorker(handle, stats, queue_depth=0)
+
+
+def test_worker_batches_one_job_per_key_with_a_limit_per_key():
+    stats = PipelineStats()
+    batches: list[list[str]] = []
+    gate = threading.Event()
+    worker = FrameWorker(None, stats, queue_depth=1, handle_batch=batches.append)
+    worker.start()
+    try:
+        worker.call_soon(gate.wait)  # hold the worker until everything is queued
+        worker.submit("a0", key="a")
+        worker.submit("b0", key="b")
+        worker.submit("a1", key="a")  # camera a's queue is full: its oldest frame goes, b's stays
+        worker.call_soon(lambda: batches.append(["call"]))
+        worker.submit("c0", key="c")
+        gate.set()
+        worker.join()
+        assert batches == [["b0", "a1"], ["call"], ["c0"]]  # a step never takes a job from behind a call
+        assert stats.drops() == {SKIP_REASON: 1}
+    finally:
+        worker.stop()
+    with pytest.raises(ValueError, match="exactly one"):
+        FrameWorker(print, stats, handle_batch=print)
+
+
+def test_two_streams_step_together_with_their_own_trackers():
+    out = Collector()
+    estimator = tiny_estimator()
+    steps: list[int] = []
+    push_many = estimator.push_many
+    estimator.push_many = lambda frames: steps.append(len(frames)) or push_many(frames)
+    p = PosePipeline(estimator, IouTracker, out, PipelineStats(), queue_depth=100)
+    gate = threading.Event()
+    p.worker.call_soon(gate.wait)
+    p.start()
+    try:
+        n = 5
+        for i in range(n):
+            p.submit(dataclasses.replace(job(i, [[5 + i, 5, 20 + i, 40]]), token=f"a{i}", stream="a"))
+            p.submit(dataclasses.replace(job(i, [[30 - i, 5, 50 - i, 40]]), token=f"b{i}", stream="b"))
+        gate.set()
+        out.wait_for(2 * (n - DELTA))
+        p.finish()
+        assert steps == [2] * n  # one estimator call per step for both cameras
+        for cam in "ab":
+            mine = [(t, poses) for t, poses in out.results if t.startswith(cam)]
+            assert [t for t, _ in mine] == [f"{cam}{i}" for i in range(n)]
+            assert all([pp.track_id for pp in poses] == [0] for _, poses in mine)  # each camera's own tracker
+        assert set(p.trackers) == {"a", "b"}
+    finally:
+        p.stop()
 
 
 def test_rate_meter_measures_steady_rate_and_forgets_old_events():

@@ -107,6 +107,8 @@ def test_model_fingerprint_tracks_weights_and_dtype() -> None:
         next(b.temporal_head.parameters()).add_(1e-3)
     assert model_fingerprint(a) != model_fingerprint(b)
     assert model_fingerprint(a) != model_fingerprint(a.half())
+    causal = dataclasses.replace(cfg, window="causal")  # same weights, another graph: another engine
+    assert model_fingerprint(a, cfg) != model_fingerprint(a, causal) != model_fingerprint(a)
 
 
 def _tensorrt_unavailable() -> str | None:
@@ -117,6 +119,7 @@ def _tensorrt_unavailable() -> str | None:
     return None
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(_tensorrt_unavailable() is not None, reason=str(_tensorrt_unavailable()))
 def test_tensorrt_backend_matches_torch_and_reuses_cache(tmp_path: Path) -> None:
     from tdmi_core.runtime.backends.tensorrt_backend import TensorRTBackend

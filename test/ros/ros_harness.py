@@ -144,26 +144,30 @@ def start_pose_node(procs: ProcessManager, params_file: Path, *extra: str, name:
 
 
 class StreamProbe:
-    """Publishes synthetic frames + detections and records /poses, markers, diagnostics (pytest side)."""
+    """Publishes synthetic frames + detections and records /poses, markers, diagnostics (pytest side),
+    on the plain topics or a camera's (``namespace``)."""
 
-    def __init__(self, ros: RosHarness, image_qos_depth: int = 50) -> None:
+    def __init__(self, ros: RosHarness, image_qos_depth: int = 50, namespace: str = "") -> None:
         from diagnostic_msgs.msg import DiagnosticArray
         from rclpy.qos import QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import Image
         from tdmi_msgs.msg import PersonDetectionArray, Skeleton2DArray
         from visualization_msgs.msg import MarkerArray
 
+        def topic(name: str) -> str:
+            return f"{namespace}/{name}" if namespace else name
+
         reliable = QoSProfile(depth=image_qos_depth, reliability=ReliabilityPolicy.RELIABLE)
         self.ros = ros
         node = ros.node
-        self.image_pub = node.create_publisher(Image, "image", reliable)
-        self.det_pub = node.create_publisher(PersonDetectionArray, "detections", reliable)
+        self.image_pub = node.create_publisher(Image, topic("image"), reliable)
+        self.det_pub = node.create_publisher(PersonDetectionArray, topic("detections"), reliable)
         self.poses: list[Any] = []
         self.markers: list[Any] = []
         self.diagnostics: list[Any] = []
         out_qos = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
-        self.poses_sub = node.create_subscription(Skeleton2DArray, "poses", self.poses.append, out_qos)
-        node.create_subscription(MarkerArray, "poses/markers", self.markers.append, out_qos)
+        self.poses_sub = node.create_subscription(Skeleton2DArray, topic("poses"), self.poses.append, out_qos)
+        node.create_subscription(MarkerArray, topic("poses/markers"), self.markers.append, out_qos)
         node.create_subscription(DiagnosticArray, "/diagnostics", self.diagnostics.append, 50)
 
     def wait_ready(self, proc: subprocess.Popen, procs: ProcessManager, timeout_s: float = 60.0) -> None:

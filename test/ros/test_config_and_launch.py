@@ -120,6 +120,17 @@ def test_node_commands_follow_yaml_and_flags(pose_yaml, tmp_path):
         node_commands(bad)
 
 
+def test_node_commands_for_several_cameras_in_one_node_or_one_node_each(pose_yaml):
+    (one,) = [c for c in node_commands(pose_yaml, cameras=["cam0", "cam1"]) if c.name == POSE]
+    assert one.argv[-2:] == ["-p", 'cameras:=["cam0", "cam1"]'] and "--params-file" in one.argv
+    each = [c for c in node_commands(pose_yaml, cameras=["cam0", "cam1"], node_per_camera=True) if c.name.startswith(POSE)]
+    assert [c.name for c in each] == [f"{POSE}_cam0", f"{POSE}_cam1"]
+    for cmd, camera in zip(each, ("cam0", "cam1")):
+        # in a namespace the file's tdmi_pose section would not match: its values travel as -p
+        assert f"__ns:=/{camera}" in cmd.argv and "--params-file" not in cmd.argv
+        assert 'runtime.weights:="weights/tdmi_lite.pt"' in cmd.argv and 'cameras:=[""]' in cmd.argv
+
+
 def test_launch_file_builds_its_processes_with_node_commands(repo_root):
     """ros2 launch is not on pip: check the file parses and delegates to node_commands."""
     source = (repo_root / "launch" / "pose.launch.py").read_text()

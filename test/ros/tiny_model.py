@@ -11,8 +11,8 @@ heatmap_size_hw: [16, 8]
 """
 
 
-def write_tiny_model_yaml(directory: Path) -> Path:
-    path = directory / "tdmi_tiny_test.yaml"
-    path.write_text(TINY_MODEL_YAML)
+def write_tiny_model_yaml(directory: Path, window: str = "symmetric") -> Path:
+    path = directory / f"tdmi_tiny_test_{window}.yaml"
+    path.write_text(f"{TINY_MODEL_YAML}window: {window}\n")
     return path
 

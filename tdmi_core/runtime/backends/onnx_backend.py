@@ -53,7 +53,7 @@ class OnnxRuntimeBackend:
         self.name = "onnxruntime-cpu-fp32"
         model = model.eval().to("cpu", torch.float32)
         cache = EngineCache(cache_dir, extension="onnx")
-        model_hash = model_fingerprint(model)
+        model_hash = model_fingerprint(model, model_cfg)
         h, w = model_cfg.input_size_hw
         hh, hw = model_cfg.heatmap_size_hw
         c = model_cfg.width

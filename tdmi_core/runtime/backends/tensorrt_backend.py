@@ -113,7 +113,7 @@ class TensorRTBackend:
         self._show_progress = show_progress
 
         model = model.eval().to(self.device, self.input_dtype)
-        model_hash = model_fingerprint(model)
+        model_hash = model_fingerprint(model, model_cfg)
         env = tensorrt_environment(torch_tensorrt, self.device)
         h, w = model_cfg.input_size_hw
         hh, hw = model_cfg.heatmap_size_hw
