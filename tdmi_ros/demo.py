@@ -21,13 +21,13 @@ import os
 import random
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from tdmi_ros.launch_cli import DETECTOR, POSE, VIDEO, NodeCommand, ProcessGroup, load_config, node_commands
+from tdmi_ros.launch_cli import DETECTOR, POSE, VIDEO, NodeCommand, ProcessGroup, load_config, node_commands, node_parameters
 
 _logger = logging.getLogger("tdmi_demo")
 
@@ -46,8 +46,7 @@ def use_loopback_dds() -> None:
 
 def with_params(cmd: NodeCommand, params: dict[str, Any]) -> NodeCommand:
     """``cmd`` with extra ``-p name:=value`` ROS arguments."""
-    extra = [arg for name, value in params.items() for arg in ("-p", f"{name}:={value}")]
-    return NodeCommand(cmd.name, [*cmd.argv, *extra])
+    return replace(cmd, params={**cmd.params, **{name: str(value) for name, value in params.items()}})
 
 
 @dataclass
@@ -151,8 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     use_loopback_dds()
 
     poses_path = args.out / "poses.jsonl"
-    delta = int(load_config(args.config)[POSE]["ros__parameters"].get("delta", 2))
-    commands = {c.name: c for c in node_commands(args.config, str(args.video), True, record=str(poses_path))}
+    delta = int(node_parameters(load_config(args.config), POSE).get("delta", 2))
+    commands = {c.name: c for c in node_commands(args.config, str(args.video), detector=True, record=str(poses_path))}
     commands[VIDEO] = with_params(commands[VIDEO], {
         "rate_hz": args.rate_hz, "resize_width": args.width, "max_frames": args.max_frames,
         "wait_for_subscribers": 2,  # detector + pose node: no frame is lost while models load
