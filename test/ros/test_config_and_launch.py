@@ -108,6 +108,12 @@ def test_sections_are_keyed_for_any_namespace(pose_yaml):
     assert keys == {f"/**/{node}" for node in (POSE, VIDEO, DETECTOR)}
 
 
+def test_detector_and_node_score_thresholds_agree(pose_yaml):
+    """Every box the shipped detector publishes passes the pose node's own filter: one threshold decides."""
+    config = yaml.safe_load(pose_yaml.read_text())
+    assert node_parameters(config, POSE)["min_box_score"] <= node_parameters(config, DETECTOR)["min_score"]
+
+
 def test_node_parameters_merges_sections_as_rcl_does():
     config = {"/**": {"ros__parameters": {"a": 1, "b": 1}}, "/**/tdmi_pose": {"ros__parameters": {"b": 2}},
               "/other": {"ros__parameters": {"c": 3}}}
