@@ -228,6 +228,7 @@ json_ge() { python -c "import json,sys; d=json.load(open('$1')); sys.exit(not ($
 start_launch() {
   scenario=$1; local cwd=$2; shift 2
   log="$work/launch-$scenario.log"
+  : > "$log"  # before the job starts: a log left by an earlier check must not answer wait_log
   say "$scenario: (cd ${cwd#"$work"/}; ros2 launch $*)"
   set -m
   (cd "$cwd" && exec nice -n 10 python -c \
@@ -285,7 +286,7 @@ bag_pid=$!
 set +m
 python "$work/count_poses.py" --seconds 30 --json "$work/B-counts.json" || true
 graph
-kill -INT $bag_pid; bag_rc=0; wait $bag_pid || bag_rc=$?
+kill -INT -- -$bag_pid; bag_rc=0; wait $bag_pid || bag_rc=$?  # Ctrl-C: ros2 run expects its child to get it too
 python - "$work/B-bag" > "$work/B-bag.txt" 2>&1 <<'PY' || true
 import sys
 from rosbags.rosbag2 import Reader
