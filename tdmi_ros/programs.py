@@ -8,45 +8,25 @@ then import the program, whose ``main`` takes the held signals over (:mod:`tdmi_
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 
 from tdmi_ros.shutdown import hold_stop_signals
 
 
-def _run(module: str) -> int:
-    hold_stop_signals()
-    return int(importlib.import_module(module).main())
+def _entry_point(module: str) -> Callable[[], int]:
+    """A console-script target: hold SIGINT/SIGTERM, import ``module``, return its ``main()``."""
+    def run() -> int:
+        hold_stop_signals()
+        return int(importlib.import_module(module).main())
+
+    run.__doc__ = f"Run {module}.main with SIGINT/SIGTERM held until it takes them over."
+    return run
 
 
-def pose_node() -> int:
-    """``pose_node``: the TDMI pose node (:mod:`tdmi_ros.node`)."""
-    return _run("tdmi_ros.node")
-
-
-def detector_node() -> int:
-    """``detector_node``: the person detector (:mod:`tdmi_ros.detector_node`)."""
-    return _run("tdmi_ros.detector_node")
-
-
-def video_publisher() -> int:
-    """``video_publisher``: a video file or camera as images (:mod:`tdmi_ros.video_publisher`)."""
-    return _run("tdmi_ros.video_publisher")
-
-
-def recorder() -> int:
-    """``recorder``: /poses to JSON lines (:mod:`tdmi_ros.recorder`)."""
-    return _run("tdmi_ros.recorder")
-
-
-def bag_recorder() -> int:
-    """``bag_recorder``: topics to a rosbag2 MCAP recording (:mod:`tdmi_ros.bag_recorder`)."""
-    return _run("tdmi_ros.bag_recorder")
-
-
-def bag_player() -> int:
-    """``bag_player``: publish a rosbag2 recording at its recorded rate (:mod:`tdmi_ros.bag_player`)."""
-    return _run("tdmi_ros.bag_player")
-
-
-def launcher() -> int:
-    """``tdmi-pose``: the launcher for pip installs (:mod:`tdmi_ros.launch_cli`)."""
-    return _run("tdmi_ros.launch_cli")
+pose_node = _entry_point("tdmi_ros.node")
+detector_node = _entry_point("tdmi_ros.detector_node")
+video_publisher = _entry_point("tdmi_ros.video_publisher")
+recorder = _entry_point("tdmi_ros.recorder")  # /poses to JSON lines
+bag_recorder = _entry_point("tdmi_ros.bag_recorder")
+bag_player = _entry_point("tdmi_ros.bag_player")
+launcher = _entry_point("tdmi_ros.launch_cli")  # tdmi-pose
