@@ -11,7 +11,7 @@ Lifecycle: parameters are declared in ``__init__``; ``on_configure`` reads and v
 creates the publishers; ``on_activate`` loads the model (missing/corrupt weights → FAILURE, and
 ``main`` exits non-zero), starts the worker and subscribes; ``on_deactivate`` undoes that.
 
-Run: ``python -m tdmi_ros.node --ros-args --params-file config/pose.yaml`` (or ``tdmi-pose``).
+Run: ``ros2 run tdmi_ros pose_node --ros-args --params-file config/pose.yaml``, ``python -m tdmi_ros.node ...`` or ``tdmi-pose``.
 """
 from __future__ import annotations
 
@@ -366,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(argv: list[str], stop: StopRequest) -> int:
     parser = argparse.ArgumentParser(
-        prog="tdmi-pose-node", description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter
+        prog="pose_node", description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
     parser.add_argument("--no-autostart", action="store_true", help="stay unconfigured until a lifecycle manager says so")
     args = parser.parse_args(remove_ros_args(argv)[1:])
