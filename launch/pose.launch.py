@@ -1,55 +1,75 @@
-"""Launch the TDMI pose node (+ optional video publisher, detector) from config/pose.yaml.
+"""Launch the TDMI pose node, and optionally a video publisher, the person detector and a recorder.
 
-For ROS 2 installs with ``ros2 launch`` (apt). pip users run ``tdmi-pose``, which starts exactly the
-same processes: both build them with ``tdmi_ros.launch_cli.node_commands``.
+    ros2 launch tdmi_ros pose.launch.py
+    ros2 launch tdmi_ros pose.launch.py video:=/path/video.mp4 detector:=true
+    ros2 launch tdmi_ros pose.launch.py config:=my.yaml record:=poses.jsonl
+    ros2 launch tdmi_ros pose.launch.py 'cameras:=[front, left]'   # one node, persons batched across cameras
 
-    ros2 launch launch/pose.launch.py config:=config/pose.yaml video:=assets/videos/vtest.avi detector:=true
+Arguments: ``config`` (parameter YAML; default: the package's config/pose.yaml), ``video`` (file or
+camera index: starts the video publisher), ``detector`` (true: starts the detector),
+``allow_untrained`` (testing only: the pose node's ``runtime.allow_untrained``), ``record``
+(JSON-lines file: starts the recorder), ``cameras`` (a list of camera namespaces one pose node serves:
+its ``cameras`` parameter; empty = the YAML's). Launch arguments override the YAML. For one node per
+camera instead, include this file once per camera under ``PushRosNamespace`` (docs/ros.md). Topics are relative, so
+an including launch file can push a namespace and set remaps. The pose node is essential: when it
+exits the launch ends, and any node that fails makes ``ros2 launch`` exit non-zero.
 
-Arguments: ``config`` (parameter YAML; default ./config/pose.yaml, else the package's installed copy), ``video`` (file or camera index; empty = the YAML's
-``enabled``), ``detector`` (true/false/auto = the YAML), ``allow_untrained`` (testing only: the pose node's
-``runtime.allow_untrained``),
-``record`` (JSON-lines output file; empty = no recorder), ``cameras`` (comma-separated camera
-namespaces served by one node, persons batched across cameras; empty = one camera on the plain
-topics), ``node_per_camera`` (true: one pose node per camera instead). Topics are relative: push a
-namespace or remap at the call site. The pose node configures and activates itself (lifecycle autostart).
+pip installs (no ``ros2 launch``) run ``tdmi-pose``, which starts the same nodes with the same
+parameters (``tdmi_ros.launch_cli.node_commands``; a test compares the two).
 """
-from __future__ import annotations
-
 from launch import LaunchContext, LaunchDescription
-from launch.actions import DeclareLaunchArgument, ExecuteProcess, OpaqueFunction
-from launch.substitutions import LaunchConfiguration
+from launch.actions import DeclareLaunchArgument, Shutdown
+from launch.conditions import IfCondition
+from launch.events.process import ProcessExited
+from launch.substitutions import EqualsSubstitution, LaunchConfiguration, NotEqualsSubstitution, PathJoinSubstitution
+from launch_ros.actions import Node
+from launch_ros.substitutions import FindPackageShare
 
 
-def _processes(context: LaunchContext) -> list[ExecuteProcess]:
-    from tdmi_ros.launch_cli import default_config_path, node_commands
+def end_launch(event: ProcessExited, context: LaunchContext) -> list[Shutdown]:
+    """An essential node exited: end the launch (a failure raises, the only way to a non-zero exit code)."""
+    fail_on_error(event, context)
+    return [Shutdown(reason=f"{event.process_name} exited")]
 
-    def arg(name: str) -> str:
-        return LaunchConfiguration(name).perform(context)
 
-    detector = {"true": True, "false": False}.get(arg("detector").lower())
-    overrides = {"runtime.allow_untrained": "true"} if arg("allow_untrained").lower() == "true" else {}
-    commands = node_commands(
-        arg("config") or default_config_path(), video=arg("video") or None, detector=detector, pose_overrides=overrides,
-        record=arg("record") or None, cameras=[c for c in arg("cameras").split(",") if c] or None,
-        node_per_camera=arg("node_per_camera").lower() == "true",
-    )
-    return [
-        ExecuteProcess(cmd=cmd.argv, name=cmd.name, output="screen", sigterm_timeout="10", sigkill_timeout="5")
-        for cmd in commands
-    ]
+def fail_on_error(event: ProcessExited, context: LaunchContext) -> None:
+    """A node failed: `ros2 launch` logs the error, stops every node and exits 1."""
+    if event.returncode != 0:
+        raise RuntimeError(f"{event.process_name} exited with code {event.returncode}")
 
 
 def generate_launch_description() -> LaunchDescription:
+    config = LaunchConfiguration("config")
+    video = LaunchConfiguration("video")
+    record = LaunchConfiguration("record")
+    cameras = LaunchConfiguration("cameras")
+    allow_untrained = LaunchConfiguration("allow_untrained")
     return LaunchDescription([
-        DeclareLaunchArgument("config", default_value="",
-                              description="parameter YAML ('' = ./config/pose.yaml, else the installed config/pose.yaml)"),
-        DeclareLaunchArgument("video", default_value="", description="video file or camera index ('' = YAML)"),
-        DeclareLaunchArgument("detector", default_value="auto", description="true | false | auto (= YAML)"),
+        DeclareLaunchArgument("config", default_value=PathJoinSubstitution([
+            FindPackageShare("tdmi_ros"), "config", "pose.yaml"]), description="parameter YAML of every node"),
+        DeclareLaunchArgument("video", default_value="", description="video file or camera index: start the video publisher"),
+        DeclareLaunchArgument("detector", default_value="false", description="true: start the person detector"),
         DeclareLaunchArgument("allow_untrained", default_value="false",
                               description="testing only: run an untrained model (runtime.allow_untrained)"),
-        DeclareLaunchArgument("record", default_value="", description="JSON-lines file for /poses ('' = off)"),
+        DeclareLaunchArgument("record", default_value="", description="JSON-lines file: record the poses"),
         DeclareLaunchArgument("cameras", default_value="",
-                              description="comma-separated camera namespaces for one batched node ('' = one camera)"),
-        DeclareLaunchArgument("node_per_camera", default_value="false", description="true: one pose node per camera"),
-        OpaqueFunction(function=_processes),
+                              description="camera namespaces one pose node serves, e.g. [front, left] ('' = the YAML's)"),
+        Node(package="tdmi_ros", executable="video_publisher", name="tdmi_video_publisher",
+             parameters=[config, {"source": video}], condition=IfCondition(NotEqualsSubstitution(video, "")),
+             output="screen", on_exit=fail_on_error),  # ends by itself at the end of a file
+        Node(package="tdmi_ros", executable="detector_node", name="tdmi_detector",
+             parameters=[config], condition=IfCondition(LaunchConfiguration("detector")),
+             output="screen", on_exit=end_launch),
+        # the pose node, with the YAML's cameras or with the launch argument's (a list parameter cannot be "unset")
+        Node(package="tdmi_ros", executable="pose_node", name="tdmi_pose",
+             parameters=[config, {"runtime.allow_untrained": allow_untrained}],
+             condition=IfCondition(EqualsSubstitution(cameras, "")),
+             output="screen", on_exit=end_launch, sigterm_timeout="10"),  # the model's teardown needs a moment
+        Node(package="tdmi_ros", executable="pose_node", name="tdmi_pose",
+             parameters=[config, {"runtime.allow_untrained": allow_untrained, "cameras": cameras}],
+             condition=IfCondition(NotEqualsSubstitution(cameras, "")),
+             output="screen", on_exit=end_launch, sigterm_timeout="10"),
+        Node(package="tdmi_ros", executable="recorder", name="tdmi_recorder",
+             arguments=["--output", record], condition=IfCondition(NotEqualsSubstitution(record, "")),
+             output="screen", on_exit=end_launch),
     ])

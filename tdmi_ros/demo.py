@@ -21,13 +21,13 @@ import os
 import random
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from tdmi_ros.launch_cli import DETECTOR, POSE, VIDEO, NodeCommand, ProcessGroup, load_config, node_commands
+from tdmi_ros.launch_cli import POSE, VIDEO, NodeCommand, ProcessGroup, load_config, node_commands, node_parameters
 
 _logger = logging.getLogger("tdmi_demo")
 
@@ -46,8 +46,7 @@ def use_loopback_dds() -> None:
 
 def with_params(cmd: NodeCommand, params: dict[str, Any]) -> NodeCommand:
     """``cmd`` with extra ``-p name:=value`` ROS arguments."""
-    extra = [arg for name, value in params.items() for arg in ("-p", f"{name}:={value}")]
-    return NodeCommand(cmd.name, [*cmd.argv, *extra])
+    return replace(cmd, params={**cmd.params, **{name: str(value) for name, value in params.items()}})
 
 
 @dataclass
@@ -83,9 +82,11 @@ class AnnotatedVideoWriter:
             cv2.imwrite(str(still_path), self._still, [cv2.IMWRITE_JPEG_QUALITY, 85])
 
 
-def summarize(poses_path: Path, images_published: int, rate_hz: float, wall_s: float) -> dict[str, Any]:
-    """Numbers for the one-screen summary, from the recorded ``/poses`` messages."""
+def summarize(poses_path: Path, images_published: int, rate_hz: float, wall_s: float,
+              boxes_by_stamp: dict[int, int]) -> dict[str, Any]:
+    """Numbers for the one-screen summary, from the recorded ``/poses`` messages and the detector's box counts."""
     records = [json.loads(line) for line in poses_path.read_text().splitlines() if line.strip()]
+    detected = [r for r in records if r["stamp_ns"] in boxes_by_stamp]
     persons = [len(r["skeletons"]) for r in records]
     tracks = {s["track_id"] for r in records for s in r["skeletons"]}
     latency_ms = np.array([(r["received_ns"] - r["stamp_ns"]) / 1e6 for r in records])
@@ -97,6 +98,9 @@ def summarize(poses_path: Path, images_published: int, rate_hz: float, wall_s: f
         "frames_with_persons": int(sum(1 for p in persons if p)),
         "persons_per_frame_mean": float(np.mean(persons)) if persons else 0.0,
         "distinct_track_ids": len(tracks),
+        # the people the detector found vs the skeletons published for them, in the frames /poses covers
+        "detector_boxes": sum(boxes_by_stamp[r["stamp_ns"]] for r in detected),
+        "skeletons_for_them": sum(len(r["skeletons"]) for r in detected),
         "mean_pose_score": float(scores.mean()) if scores.size else 0.0,
         "input_rate_hz": rate_hz,
         "poses_rate_hz": (len(stamps) - 1) / ((stamps[-1] - stamps[0]) / 1e9) if len(stamps) > 1 else 0.0,
@@ -115,6 +119,7 @@ def print_summary(summary: dict[str, Any], out_dir: Path, delta: int) -> None:
         f"  /poses messages         {summary['poses_messages']} ({summary['frames_with_persons']} with persons)",
         f"  persons per frame       {summary['persons_per_frame_mean']:.2f} (distinct track ids: "
         f"{summary['distinct_track_ids']})",
+        f"  detector boxes          {summary['detector_boxes']} -> {summary['skeletons_for_them']} skeletons",
         f"  rates                   input {summary['input_rate_hz']:.1f} Hz, /poses {summary['poses_rate_hz']:.1f} Hz",
         f"  latency image->/poses   p50 {summary['latency_ms_p50']:.0f} ms, p90 {summary['latency_ms_p90']:.0f} ms "
         f"(includes the {delta}-frame window wait = {delta * frame_ms:.0f} ms)",
@@ -151,13 +156,12 @@ def main(argv: list[str] | None = None) -> int:
     use_loopback_dds()
 
     poses_path = args.out / "poses.jsonl"
-    delta = int(load_config(args.config)[POSE]["ros__parameters"].get("delta", 2))
-    commands = {c.name: c for c in node_commands(args.config, str(args.video), True, record=str(poses_path))}
+    delta = int(node_parameters(load_config(args.config), POSE).get("delta", 2))
+    commands = {c.name: c for c in node_commands(args.config, str(args.video), detector=True, record=str(poses_path))}
     commands[VIDEO] = with_params(commands[VIDEO], {
         "rate_hz": args.rate_hz, "resize_width": args.width, "max_frames": args.max_frames,
         "wait_for_subscribers": 2,  # detector + pose node: no frame is lost while models load
     })
-    commands[DETECTOR] = with_params(commands[DETECTOR], {"min_score": 0.25})
     commands[POSE] = with_params(commands[POSE], {
         "runtime.weights": str(args.weights), "publish_annotated_image": "true",
         "flush_after_idle_s": 1.0,  # publish the last delta frames once the video ends
@@ -167,6 +171,9 @@ def main(argv: list[str] | None = None) -> int:
     import rclpy
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
+    from tdmi_msgs.msg import PersonDetectionArray
+
+    from tdmi_ros.conversions import stamp_to_ns
 
     writer = AnnotatedVideoWriter(args.out / "annotated.mp4", fps=args.rate_hz)
     group = ProcessGroup()
@@ -176,6 +183,11 @@ def main(argv: list[str] | None = None) -> int:
         node = rclpy.create_node("tdmi_demo_viewer")
         node.create_subscription(Image, "poses/image", writer.write,
                                  QoSProfile(depth=20, reliability=ReliabilityPolicy.RELIABLE))
+        boxes_by_stamp: dict[int, int] = {}
+        node.create_subscription(
+            PersonDetectionArray, "detections",
+            lambda msg: boxes_by_stamp.__setitem__(stamp_to_ns(msg.header.stamp), len(msg.detections)),
+            QoSProfile(depth=20, reliability=ReliabilityPolicy.RELIABLE))
         group.start(list(commands.values()))
         video_done_at: float | None = None
         try:
@@ -202,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     if code:
         return code
     published = _frames_published(args.video, args.max_frames)
-    summary = summarize(poses_path, published, args.rate_hz, time.monotonic() - started)
+    summary = summarize(poses_path, published, args.rate_hz, time.monotonic() - started, boxes_by_stamp)
     summary["annotated_frames"] = writer.frames
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print_summary(summary, args.out, delta)

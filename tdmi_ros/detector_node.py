@@ -29,19 +29,19 @@ from tdmi_core.runtime.stats import PipelineStats
 from tdmi_core.runtime.worker import SKIP_REASON, DroppedFrame, FrameWorker
 from tdmi_ros import conversions as conv
 from tdmi_ros.qos import image_qos
+from tdmi_ros.resources import resolve_data_file
 from tdmi_ros.safety import CallbackGuard, NodeLog
 from tdmi_ros.shutdown import run_node, run_program, spin_until_stopped
 
 NODE_NAME = "tdmi_detector"
 
 DETECTOR_PARAMS: dict[str, tuple[Any, str]] = {
-    "enabled": (False, "Launchers start this node only when true (or when asked on the command line)."),
     "image_topic": ("image", "Input image topic (relative)."),
     "image_transport": ("raw", "'raw' (sensor_msgs/Image) or 'compressed' (<image_topic>/compressed)."),
     "image_qos": ("sensor_data", "'sensor_data' (best effort) or 'reliable'."),
     "detections_topic": ("detections", "Output PersonDetectionArray topic (relative)."),
     "detector": ("movenet", "'movenet' (MoveNet MultiPose ONNX) or 'hog' (OpenCV HOG, needs opencv-contrib)."),
-    "model_path": ("weights/movenet_multipose_lightning.onnx", "MoveNet ONNX file (relative to the working dir)."),
+    "model_path": ("weights/movenet_multipose_lightning.onnx", "MoveNet ONNX file (relative: the working directory, else the package's installed copy)."),
     "min_score": (0.2, "Keep people with at least this detector score."),
     "long_side_px": (256, "MoveNet input long side (multiple of 32; larger finds smaller people, slower)."),
     "num_threads": (1, "Inference threads."),
@@ -89,9 +89,11 @@ class DetectorNode(Node):
 
         p = self.p
         options: dict[str, Any] = {"score_threshold": float(p["min_score"])}
+        model_path = Path(p["model_path"])
         if p["detector"] == "movenet":
             options.update(long_side_px=int(p["long_side_px"]), num_threads=int(p["num_threads"]))
-        return make_detector(p["detector"], Path(p["model_path"]), **options)
+            model_path = resolve_data_file(model_path, "model_path")  # else the model installed with the package
+        return make_detector(p["detector"], model_path, **options)
 
     def _on_image(self, msg: Any) -> None:
         self.stats.tick("image")

@@ -1,9 +1,10 @@
 """``tdmi-pose``: start the pose node and its companions from one YAML, as ``pose.launch.py`` does.
 
-For pip installs (no ``ros2 launch``). Every node runs as a child process with
-``--ros-args --params-file <config>``; which companions start is read from the same YAML
-(``enabled``) or forced from the command line. :func:`node_commands` is shared with
-``launch/pose.launch.py`` so both start the same processes.
+For pip installs (no ``ros2 launch``). It takes the launch file's arguments as flags (``--config``,
+``--video``, ``--detector``, ``--allow-untrained``, ``--record``) and starts the same nodes with the
+same parameters: the YAML as ``--params-file``, then the flags' overrides (a test compares the two
+node lists). Each node runs as ``python -m <module>`` rather than its installed executable, so it
+holds SIGINT/SIGTERM from its first line.
 
 Signals: SIGINT/SIGTERM (once or more, at any moment) are forwarded to the children as SIGINT;
 children still running after ``--shutdown-timeout-s`` get SIGTERM, then SIGKILL. Children start with
@@ -22,127 +23,140 @@ if __name__ == "__main__":  # a program: a signal during the imports below waits
     hold_stop_signals()
 
 import argparse
-import json
 import logging
 import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tdmi_ros.resources import resolve_data_file
 from tdmi_ros.shutdown import StopRequest, run_program, stop_signals_held
 
 _logger = logging.getLogger("tdmi_pose_launch")
 
 POSE, VIDEO, DETECTOR, RECORDER = "tdmi_pose", "tdmi_video_publisher", "tdmi_detector", "tdmi_recorder"
-MODULES = {
-    POSE: "tdmi_ros.node",
-    VIDEO: "tdmi_ros.video_publisher",
-    DETECTOR: "tdmi_ros.detector_node",
-    RECORDER: "tdmi_ros.recorder",
+# node name -> (installed executable that pose.launch.py runs, module that tdmi-pose runs)
+PROGRAMS = {
+    POSE: ("pose_node", "tdmi_ros.node"),
+    VIDEO: ("video_publisher", "tdmi_ros.video_publisher"),
+    DETECTOR: ("detector_node", "tdmi_ros.detector_node"),
+    RECORDER: ("recorder", "tdmi_ros.recorder"),
 }
+DEFAULT_CONFIG = "config/pose.yaml"
 
 
 @dataclass(frozen=True)
 class NodeCommand:
-    """One process to start: its node name and full argv."""
+    """One node to start: its name, program, program arguments, parameter file, overrides and namespace."""
 
     name: str
-    argv: list[str]
+    args: tuple[str, ...] = ()
+    params_file: Path | None = None
+    params: dict[str, str] = field(default_factory=dict)
+    namespace: str = ""
+
+    @property
+    def label(self) -> str:
+        """The node's full name (``/front/tdmi_pose`` in a namespace), unique among the started nodes."""
+        return f"/{self.namespace}/{self.name}" if self.namespace else self.name
+
+    @property
+    def executable(self) -> str:
+        """The console script installed in ``lib/tdmi_ros`` (``ros2 run tdmi_ros <executable>``)."""
+        return PROGRAMS[self.name][0]
+
+    def argv(self, python: str = sys.executable) -> list[str]:
+        """``python -m <module> <args> --ros-args [-r __ns:=/NS] [--params-file F] [-p name:=value ...]``."""
+        ros_args = ["-r", f"__ns:=/{self.namespace}"] if self.namespace else []
+        ros_args += ["--params-file", str(self.params_file)] if self.params_file else []
+        ros_args += [arg for name, value in self.params.items() for arg in ("-p", f"{name}:={value}")]
+        return [python, "-m", PROGRAMS[self.name][1], *self.args, *(["--ros-args", *ros_args] if ros_args else [])]
+
+
+def camera_list(cameras: list[str]) -> str:
+    """The ``cameras`` parameter as a ROS command-line (and launch argument) value: ``[front, left]``."""
+    return "[" + ", ".join(cameras) + "]"
 
 
 def default_config_path() -> Path:
-    """``config/pose.yaml`` in the working directory, else the installed copy (pip or colcon share dir)."""
-    local = Path("config/pose.yaml")
-    if local.is_file():
-        return local
-    candidates = [Path(sys.prefix) / "share" / "tdmi_ros" / "config" / "pose.yaml"]
+    """``config/pose.yaml`` in the working directory, else the installed copy (colcon or pip share folder)."""
     try:
-        from ament_index_python.packages import get_package_share_directory
-
-        candidates.append(Path(get_package_share_directory("tdmi_ros")) / "config" / "pose.yaml")
-    except Exception:  # noqa: BLE001 - no ament index (pip without AMENT_PREFIX_PATH) or package not indexed
-        pass
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
-    return local  # load_config reports it missing
+        return resolve_data_file(DEFAULT_CONFIG, "config")
+    except FileNotFoundError:
+        return Path(DEFAULT_CONFIG)  # load_config reports it missing
 
 
-def _enabled(config: dict[str, Any], node: str) -> bool:
-    return bool(((config.get(node) or {}).get("ros__parameters") or {}).get("enabled", False))
+def node_parameters(config: dict[str, Any], node: str) -> dict[str, Any]:
+    """The ``ros__parameters`` a ROS parameter file gives node ``node`` (no namespace).
+
+    Keys may be the bare name, ``/name``, ``/**/name`` (the ROS convention, any namespace) or ``/**``
+    (every node); later sections win, as in rcl.
+    """
+    params: dict[str, Any] = {}
+    for key, section in config.items():
+        if key in (node, f"/{node}", f"/**/{node}", "/**") and isinstance(section, dict):
+            params.update(section.get("ros__parameters") or {})
+    return params
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
-    """Read the YAML parameter file (must map node names to ``ros__parameters``)."""
+    """Read the YAML parameter file (must give the pose node ``ros__parameters``)."""
     import yaml
 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"config file {path} not found")
     data = yaml.safe_load(path.read_text())
-    if not isinstance(data, dict) or POSE not in data or "ros__parameters" not in (data[POSE] or {}):
-        raise ValueError(f"{path}: expected a ROS parameter file with a '{POSE}: ros__parameters:' section")
+    if not isinstance(data, dict) or not node_parameters(data, POSE):
+        raise ValueError(f"{path}: expected a ROS parameter file with a '/**/{POSE}: ros__parameters:' section")
     return data
 
 
 def node_commands(
     config_path: str | Path,
-    video: str | None = None,
-    detector: bool | None = None,
+    video: str = "",
+    detector: bool = False,
+    allow_untrained: bool = False,
+    record: str = "",
     pose_overrides: dict[str, str] | None = None,
-    record: str | None = None,
-    python: str = sys.executable,
     cameras: list[str] | None = None,
     node_per_camera: bool = False,
 ) -> list[NodeCommand]:
-    """The processes to start for ``config_path``.
+    """The nodes that ``pose.launch.py`` starts for the same arguments, in its order.
 
     Args:
-        config_path: the YAML with ``tdmi_pose`` (+ optional ``tdmi_video_publisher``, ``tdmi_detector``).
-        video: a file/camera for the video publisher (starts it); None = the YAML's ``enabled``.
-        detector: force the detector on/off; None = the YAML's ``enabled``.
-        pose_overrides: extra ``-p name:=value`` for the pose node.
-        record: a JSON-lines path: also start the recorder on the pose topic.
+        config_path: the parameter YAML of every node (``config/pose.yaml``).
+        video: a file or camera index: start the video publisher on it (``source``).
+        detector: start the person detector.
+        allow_untrained: the pose node's ``runtime.allow_untrained`` (always set, as the launch argument is).
+        record: a JSON-lines path: start the recorder on the pose topic.
+        pose_overrides: more pose node parameters (tdmi-pose's ``-p`` and ``--weights``).
         cameras: camera namespaces (topics ``<camera>/image``, ``<camera>/detections`` → ``<camera>/poses``):
-            one pose node serves them all (its ``cameras`` parameter) ...
-        node_per_camera: ... or one pose node per camera, in that camera's namespace.
+            one pose node serves them all (its ``cameras`` parameter, as the launch argument ``cameras``) ...
+        node_per_camera: ... or one pose node per camera, in that camera's namespace (as including
+            ``pose.launch.py`` once per camera under ``PushRosNamespace`` does).
     """
-    config = load_config(config_path)
-    params = ["--ros-args", "--params-file", str(Path(config_path).resolve())]
+    load_config(config_path)  # a clear error now rather than four failing nodes
+    config = Path(config_path).resolve()
     commands = []
-    if video is not None or _enabled(config, VIDEO):
-        extra = ["-p", f"source:={video}"] if video is not None else []
-        commands.append(NodeCommand(VIDEO, [python, "-m", MODULES[VIDEO], *params, *extra]))
-    if detector if detector is not None else _enabled(config, DETECTOR):
-        commands.append(NodeCommand(DETECTOR, [python, "-m", MODULES[DETECTOR], *params]))
-    extra = [arg for k, v in (pose_overrides or {}).items() for arg in ("-p", f"{k}:={v}")]
+    if video:
+        commands.append(NodeCommand(VIDEO, params_file=config, params={"source": video}))
+    if detector:
+        commands.append(NodeCommand(DETECTOR, params_file=config))
+    pose_params = {"runtime.allow_untrained": str(allow_untrained).lower(), **(pose_overrides or {})}
     if cameras and node_per_camera:
-        # a node in a namespace no longer matches the file's `tdmi_pose:` key: its section goes as -p values
-        section = [arg for k, v in _flatten(config[POSE]["ros__parameters"]) for arg in ("-p", f"{k}:={json.dumps(v)}")]
-        for camera in cameras:
-            argv = [python, "-m", MODULES[POSE], "--ros-args", "-r", f"__ns:=/{camera}", *section, *extra]
-            commands.append(NodeCommand(f"{POSE}_{camera}", argv))
+        commands += [NodeCommand(POSE, params_file=config, params=pose_params, namespace=c) for c in cameras]
     else:
-        batched = ["-p", f"cameras:={json.dumps(list(cameras))}"] if cameras else []
-        commands.append(NodeCommand(POSE, [python, "-m", MODULES[POSE], *params, *extra, *batched]))
-    if record is not None:
-        topic = str(config[POSE]["ros__parameters"].get("poses_topic", "poses"))
-        commands.append(NodeCommand(RECORDER, [python, "-m", MODULES[RECORDER], "--output", record, "--topic", topic]))
+        if cameras:
+            pose_params["cameras"] = camera_list(cameras)
+        commands.append(NodeCommand(POSE, params_file=config, params=pose_params))
+    if record:
+        commands.append(NodeCommand(RECORDER, args=("--output", record)))
     return commands
 
-
-def _flatten(section: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
-    """A nested parameter mapping as ROS's dotted names (``runtime: {backend: x}`` → ``runtime.backend``)."""
-    out: list[tuple[str, Any]] = []
-    for name, value in section.items():
-        if isinstance(value, dict):
-            out += _flatten(value, f"{prefix}{name}.")
-        else:
-            out.append((f"{prefix}{name}", value))
-    return out
 
 
 class ProcessGroup:
@@ -155,9 +169,9 @@ class ProcessGroup:
 
     def start(self, commands: list[NodeCommand]) -> None:
         for cmd in commands:
-            _logger.info("starting %s: %s", cmd.name, " ".join(cmd.argv))
+            _logger.info("starting %s: %s", cmd.label, " ".join(cmd.argv()))
             with stop_signals_held():  # a signal during the child's start-up waits for its handlers
-                self.procs[cmd.name] = subprocess.Popen(cmd.argv, start_new_session=True)
+                self.procs[cmd.label] = subprocess.Popen(cmd.argv(), start_new_session=True)
 
     def poll(self) -> dict[str, int]:
         """Exit codes of the children that have finished."""
@@ -183,6 +197,7 @@ def run(commands: list[NodeCommand], stop: StopRequest, exit_when_video_ends: bo
         shutdown_timeout_s: float = 10.0) -> int:
     """Start ``commands`` and supervise them until ``stop`` (a signal), a failure, or the end of the video."""
     group = ProcessGroup(shutdown_timeout_s)
+    essential = {cmd.label for cmd in commands if cmd.name != VIDEO}  # their end ends everything
     code = 0
     try:
         group.start(commands)
@@ -194,7 +209,7 @@ def run(commands: list[NodeCommand], stop: StopRequest, exit_when_video_ends: bo
                 name, code = next(iter(failed.items()))
                 _logger.error("%s exited with code %d; stopping the others", name, code)
                 break
-            if any(n.startswith(POSE) for n in done) or DETECTOR in done or RECORDER in done:
+            if essential & done.keys():
                 _logger.info("%s exited; stopping the others", ", ".join(n for n in done if n != VIDEO))
                 break
             if VIDEO in done and exit_when_video_ends:
@@ -222,16 +237,14 @@ def _main(argv: list[str] | None, stop: StopRequest) -> int:
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--config", default=None,
                         help="parameter YAML (pose node + companions); default: ./config/pose.yaml, else the installed one")
-    parser.add_argument("--video", help="video file or camera index: also start the video publisher")
-    det = parser.add_mutually_exclusive_group()
-    det.add_argument("--detector", dest="detector", action="store_true", default=None, help="start the detector")
-    det.add_argument("--no-detector", dest="detector", action="store_false", help="do not start the detector")
-    parser.add_argument("--weights", help="override runtime.weights of the pose node")
+    parser.add_argument("--video", default="", help="video file or camera index: also start the video publisher")
+    parser.add_argument("--detector", action="store_true", help="also start the person detector")
     parser.add_argument("--allow-untrained", action="store_true",
                         help="TESTING ONLY: run an untrained model when no weights exist (runtime.allow_untrained)")
+    parser.add_argument("--record", default="", help="also record the poses to this JSON-lines file")
+    parser.add_argument("--weights", help="override runtime.weights of the pose node")
     parser.add_argument("-p", "--param", action="append", default=[], metavar="NAME:=VALUE",
                         help="extra pose node parameter, e.g. runtime.backend:=onnxruntime (repeatable)")
-    parser.add_argument("--record", help="also record the poses to this JSON-lines file")
     parser.add_argument("--cameras", nargs="+", metavar="NAMESPACE",
                         help="serve these cameras (<camera>/image + <camera>/detections -> <camera>/poses) in one node, "
                         "persons batched across cameras")
@@ -249,11 +262,9 @@ def _main(argv: list[str] | None, stop: StopRequest) -> int:
         overrides[name] = value
     if args.weights:
         overrides["runtime.weights"] = args.weights
-    if args.allow_untrained:
-        overrides["runtime.allow_untrained"] = "true"
     try:
-        commands = node_commands(args.config or default_config_path(), args.video, args.detector, overrides, args.record,
-                                 cameras=args.cameras, node_per_camera=args.node_per_camera)
+        commands = node_commands(args.config or default_config_path(), args.video, args.detector,
+                                 args.allow_untrained, args.record, overrides, args.cameras, args.node_per_camera)
     except (FileNotFoundError, ValueError) as e:
         _logger.error("%s", e)
         return 2

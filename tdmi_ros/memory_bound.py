@@ -86,7 +86,7 @@ def return_large_blocks_to_os(threshold_bytes: int = MIB) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     """Print the bound for the pose node section of a parameter YAML."""
-    from tdmi_ros.launch_cli import POSE, load_config
+    from tdmi_ros.launch_cli import POSE, load_config, node_parameters
 
     parser = argparse.ArgumentParser(prog="python -m tdmi_ros.memory_bound", description=__doc__.split("\n")[0])
     parser.add_argument("config", help="parameter YAML with a tdmi_pose section")
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="override a pose node parameter (integers and booleans)")
     parser.add_argument("--bytes-per-pixel", type=int, default=8, help="of the image messages (8: any; bgr8: 3)")
     args = parser.parse_args(argv)
-    values = dict(load_config(args.config)[POSE]["ros__parameters"])
+    values = node_parameters(load_config(args.config), POSE)
     for item in args.param:
         name, _, value = item.partition(":=")
         values[name] = value.lower() == "true" if value.lower() in ("true", "false") else int(value)

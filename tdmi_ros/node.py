@@ -16,7 +16,7 @@ Lifecycle: parameters are declared in ``__init__``; ``on_configure`` reads and v
 creates the publishers; ``on_activate`` loads the model (missing/corrupt weights → FAILURE, and
 ``main`` exits non-zero), starts the worker and subscribes; ``on_deactivate`` undoes that.
 
-Run: ``python -m tdmi_ros.node --ros-args --params-file config/pose.yaml`` (or ``tdmi-pose``).
+Run: ``ros2 run tdmi_ros pose_node --ros-args --params-file config/pose.yaml``, ``python -m tdmi_ros.node ...`` or ``tdmi-pose``.
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import rclpy
@@ -50,6 +50,7 @@ from tdmi_ros.diagnostics import ERROR, assess, stats_to_diagnostics
 from tdmi_ros.memory_bound import return_large_blocks_to_os
 from tdmi_ros.params import PoseNodeConfig, pose_parameters
 from tdmi_ros.qos import image_qos
+from tdmi_ros.resources import resolve_data_file
 from tdmi_ros.safety import CallbackGuard, NodeLog
 from tdmi_ros.shutdown import StopRequest, ros_context, run_program, spin_until_stopped
 from tdmi_ros.sync import AddResult, Pair, StampPairer
@@ -100,7 +101,16 @@ class PoseNode(LifecycleNode):
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
             values = {name: self.get_parameter(name).value for name in pose_parameters()}
-            self.cfg = cfg = PoseNodeConfig.from_dict(values)
+            cfg = PoseNodeConfig.from_dict(values)
+            if cfg.runtime.weights:
+                try:  # a relative path not in the working directory: the weights installed with the package
+                    weights = resolve_data_file(cfg.runtime.weights, "runtime.weights")
+                    cfg = replace(cfg, runtime=replace(cfg.runtime, weights=str(weights)))
+                except FileNotFoundError as e:
+                    if not cfg.runtime.allow_untrained:
+                        return self._fail(f"no trained weights: {e}. Set runtime.weights to a TDMI weights file "
+                                          "(runtime.allow_untrained: true runs an untrained model, for tests only)")
+            self.cfg = cfg
             if cfg.detections_type == "vision_msgs":
                 try:
                     import vision_msgs.msg  # noqa: F401
@@ -387,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(argv: list[str], stop: StopRequest) -> int:
     parser = argparse.ArgumentParser(
-        prog="tdmi-pose-node", description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter
+        prog="pose_node", description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
     parser.add_argument("--no-autostart", action="store_true", help="stay unconfigured until a lifecycle manager says so")
     args = parser.parse_args(remove_ros_args(argv)[1:])

@@ -62,7 +62,10 @@ class PoseNodeConfig:
         "(t-delta..t+delta) /poses lags the camera by exactly delta frames plus compute; causal (t-2*delta..t) and "
         "single-frame models publish frame t when it arrives."))
     max_persons: int = field(default=8, metadata=_help("Most persons per frame (highest detection scores kept)."))
-    min_box_score: float = field(default=0.3, metadata=_help("Detections below this score are ignored."))
+    min_box_score: float = field(default=0.0, metadata=_help(
+        "Detections below this score are ignored. 0 keeps every box: the detector's own threshold decides (the "
+        "shipped detector's min_score), so the two never disagree; raise it for a detector that publishes "
+        "low-score boxes."))
     min_box_size_px: float = field(default=8.0, metadata=_help(
         "Boxes narrower or lower than this inside the image are dropped."))
     min_keypoint_score: float = field(default=0.2, metadata=_help(

@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(argv: list[str], stop: StopRequest) -> int:
-    parser = argparse.ArgumentParser(prog="tdmi-recorder", description=__doc__,
+    parser = argparse.ArgumentParser(prog="recorder", description=__doc__,
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--output", type=Path, required=True, help="JSON lines file to write")
     parser.add_argument("--topic", default="poses", help="Skeleton2DArray topic")

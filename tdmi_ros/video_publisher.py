@@ -4,7 +4,7 @@ Each frame is stamped with the node clock when it is published (so stamps increa
 ``frame_id``. At the end of a file the node loops or exits 0. Parameters (node ``tdmi_video_publisher``
 in config/pose.yaml): ``source`` (file path or camera index), ``topic``, ``transport``, ``rate_hz``,
 ``loop``, ``max_frames``, ``start_frame``, ``resize_width``, ``frame_id``, ``qos``, ``qos_depth``,
-``wait_for_subscribers``, ``enabled`` (read by the launchers only).
+``wait_for_subscribers``.
 
 Run: ``python -m tdmi_ros.video_publisher --ros-args -p source:=video.mp4``.
 """
@@ -33,7 +33,6 @@ from tdmi_ros.shutdown import StopRequest, run_node, run_program
 NODE_NAME = "tdmi_video_publisher"
 
 VIDEO_PARAMS: dict[str, tuple[Any, str]] = {
-    "enabled": (False, "Launchers start this node only when true (or when a video is given on the command line)."),
     "source": ("", "Video file path (relative to the working directory) or a camera index such as '0'."),
     "topic": ("image", "Image topic (relative). With transport=compressed: <topic>/compressed."),
     "transport": ("raw", "'raw' (sensor_msgs/Image, bgr8) or 'compressed' (JPEG sensor_msgs/CompressedImage)."),

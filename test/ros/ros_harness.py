@@ -129,7 +129,7 @@ def write_pose_params(tmp_path: Path, repo_root: Path, runtime: dict[str, Any] |
     from tiny_model import write_tiny_model_yaml
 
     config = yaml.safe_load((repo_root / "config" / "pose.yaml").read_text())
-    params = config["tdmi_pose"]["ros__parameters"]
+    params = config["/**/tdmi_pose"]["ros__parameters"]
     params["runtime"].update(allow_untrained=True, weights="", model=str(write_tiny_model_yaml(tmp_path)), num_threads=1)
     params["runtime"].update(runtime or {})
     params.update(diagnostics_period_s=0.2)

@@ -40,7 +40,7 @@ def test_video_publisher_loops_compressed_with_increasing_stamps(ros, procs, vid
         ("tdmi_ros.video_publisher", ["source:=does_not_exist.mp4"], "not found"),
         ("tdmi_ros.video_publisher", ["source:=57"], "cannot open"),
         ("tdmi_ros.video_publisher", ["source:=x.mp4", "transport:=theora"], "transport"),
-        ("tdmi_ros.detector_node", ["model_path:=missing.onnx"], "MoveNet ONNX file not found"),
+        ("tdmi_ros.detector_node", ["model_path:=missing.onnx"], "model_path 'missing.onnx' not found"),
         ("tdmi_ros.detector_node", ["detector:=yolo"], "detector must be"),
     ],
 )

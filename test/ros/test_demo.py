@@ -34,6 +34,8 @@ def test_demo_runs_end_to_end_with_shipped_weights(repo_root: Path, ros_env: dic
     assert summary["video_frames_published"] == frames
     assert summary["poses_messages"] == frames  # every frame, the last delta ones flushed at the end
     assert summary["frames_with_persons"] == frames and summary["distinct_track_ids"] == 2
+    # one score threshold (the detector's): every person it found got a skeleton
+    assert summary["skeletons_for_them"] == summary["detector_boxes"] > 0
 
     records = [json.loads(line) for line in (out / "poses.jsonl").read_text().splitlines()]
     assert [r["stamp_ns"] for r in records] == sorted(r["stamp_ns"] for r in records)

@@ -31,10 +31,10 @@ def demo_params(tmp_path: Path, repo_root: Path, video: Path, movenet: Path, sub
     path = write_pose_params(tmp_path, repo_root, min_box_score=0.15, max_persons=6, pairing_max_wait_s=2.0,
                              max_frame_age_s=0.0, flush_after_idle_s=0.0, queue_depth=10)
     config = yaml.safe_load(path.read_text())
-    config["tdmi_video_publisher"]["ros__parameters"].update(
+    config["/**/tdmi_video_publisher"]["ros__parameters"].update(
         source=str(video), rate_hz=RATE_HZ, max_frames=N_FRAMES, resize_width=WIDTH, frame_id="vtest_camera",
         wait_for_subscribers=subscribers)
-    config["tdmi_detector"]["ros__parameters"].update(
+    config["/**/tdmi_detector"]["ros__parameters"].update(
         model_path=str(movenet), min_score=0.15, long_side_px=384, max_pending=4, image_qos="reliable")
     path.write_text(yaml.safe_dump(config))
     return path
@@ -150,7 +150,7 @@ def test_tdmi_pose_launcher_runs_the_demo_and_records(procs, tmp_path, repo_root
     params = demo_params(tmp_path, repo_root, video, movenet, subscribers=2)  # detector, pose node
     out = tmp_path / "poses.jsonl"
     log = tmp_path / "launcher.log"
-    launcher = _launcher(params, "--video", str(video), "--detector", "--record", str(out),
+    launcher = _launcher(params, "--allow-untrained", "--video", str(video), "--detector", "--record", str(out),
                          "--exit-when-video-ends", "--linger-s", "4", log=log, cwd=repo_root, env=procs.env)
     try:
         code = launcher.wait(150)
@@ -171,7 +171,7 @@ def test_tdmi_pose_launcher_runs_the_demo_and_records(procs, tmp_path, repo_root
 def test_tdmi_pose_launcher_forwards_sigint_and_reports_failures(procs, tmp_path, repo_root):
     params = write_pose_params(tmp_path, repo_root)
     log = tmp_path / "launcher.log"
-    launcher = _launcher(params, log=log, cwd=repo_root, env=procs.env)
+    launcher = _launcher(params, "--allow-untrained", log=log, cwd=repo_root, env=procs.env)
     try:
         deadline = time.monotonic() + 60
         while "active:" not in log.read_text(errors="replace"):

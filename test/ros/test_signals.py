@@ -3,11 +3,12 @@ during teardown, 20 times each at random moments after start, for the pose node,
 video publisher, the recorder and the ``tdmi-pose`` launcher (which supervises a pose node). Every
 run must exit 0 with no traceback.
 
-Half the runs start the program with SIGINT/SIGTERM held, as ``tdmi-pose`` starts its children, and
-draw the moment from the ``exec``; the other half start it plainly, as a shell or ``ros2 launch``
-does, and draw the moment from the program's first line (before it, Python itself is still
-starting and no program can handle a signal; see tdmi_ros/shutdown.py). The moments span start-up
-(imports, rclpy init, configure/activate, model loading) and steady running.
+Half the runs start the program as ``tdmi-pose`` starts its children (``python -m``, SIGINT/SIGTERM
+held) and draw the moment from the ``exec``; the other half start it plainly, through its console
+script's entry point as a shell, ``ros2 run`` or ``ros2 launch`` does, and draw the moment from the
+program's first line (before it, Python itself is still starting and no program can handle a
+signal; see tdmi_ros/shutdown.py). The moments span start-up (imports, rclpy init,
+configure/activate, model loading) and steady running.
 """
 from __future__ import annotations
 
@@ -35,6 +36,10 @@ CONCURRENT = 4  # runs at once: most of a run is waiting for its moment
 # signals race start-up and the rest land in steady running
 WINDOW_S = {"pose_node": 5.0, "detector": 4.0, "video_publisher": 2.5, "recorder": 2.0, "launcher": 6.0}
 SIGTERM_BIT = 1 << (signal.SIGTERM - 1)
+# what setup.py's console scripts (lib/tdmi_ros/<name>, bin/tdmi-pose) run, as pip writes them
+CONSOLE_SCRIPT = "import sys; from tdmi_ros.programs import {0}; sys.exit({0}())"
+ENTRY_POINTS = {"pose_node": "pose_node", "detector": "detector_node", "video_publisher": "video_publisher",
+                "recorder": "recorder", "launcher": "launcher"}
 BAD_OUTPUT = ("Traceback", "terminate called", "KeyboardInterrupt", "RCLError", "Segmentation fault", "Fatal Python error")
 
 
@@ -99,12 +104,13 @@ def programs(tmp_path: Path, repo_root: Path, video: Path, movenet: Path) -> dic
     params = write_pose_params(tmp_path, repo_root)
     pose = ["--ros-args", "--params-file", str(params)]
     return {
-        "pose_node": ["-m", "tdmi_ros.node", *pose],
-        "detector": ["-m", "tdmi_ros.detector_node", "--ros-args", "-p", f"model_path:={movenet}"],
-        "video_publisher": ["-m", "tdmi_ros.video_publisher", "--ros-args", "-p", f"source:={video}",
+        "pose_node": ["tdmi_ros.node", *pose],
+        "detector": ["tdmi_ros.detector_node", "--ros-args", "-p", f"model_path:={movenet}"],
+        "video_publisher": ["tdmi_ros.video_publisher", "--ros-args", "-p", f"source:={video}",
                             "-p", "loop:=true", "-p", "resize_width:=160"],
-        "recorder": ["-m", "tdmi_ros.recorder", "--output", str(tmp_path / "poses.jsonl")],
-        "launcher": ["-m", "tdmi_ros.launch_cli", "--config", str(params), "--shutdown-timeout-s", "30"],
+        "recorder": ["tdmi_ros.recorder", "--output", str(tmp_path / "poses.jsonl")],
+        "launcher": ["tdmi_ros.launch_cli", "--config", str(params), "--allow-untrained",
+                     "--shutdown-timeout-s", "30"],
     }
 
 
@@ -114,10 +120,13 @@ def test_every_signal_at_any_moment_exits_0_without_traceback(program, programs,
     runs = [Run(kind, held=i % 2 == 0, moment_s=rng.uniform(0.0, WINDOW_S[program]),
                 second_after_s=rng.uniform(0.02, 0.5))
             for kind in KINDS for i in range(RUNS_PER_KIND)]
-    argv = [sys.executable, *programs[program]]
+    module, *args = programs[program]
+    argv = {True: [sys.executable, "-m", module, *args],  # as tdmi-pose starts it
+            False: [sys.executable, "-c", CONSOLE_SCRIPT.format(ENTRY_POINTS[program]), *args]}  # as ros2 launch does
     with ThreadPoolExecutor(CONCURRENT) as pool:
         results = list(pool.map(
-            lambda n_run: _execute(argv, n_run[1], procs.env, repo_root, tmp_path / f"{program}_{n_run[0]}.log"),
+            lambda n_run: _execute(argv[n_run[1].held], n_run[1], procs.env, repo_root,
+                                   tmp_path / f"{program}_{n_run[0]}.log"),
             enumerate(runs)))
     failures = [(run, code, out) for run, (code, out) in zip(runs, results)
                 if code != 0 or any(bad in out for bad in BAD_OUTPUT)]
