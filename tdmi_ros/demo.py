@@ -27,11 +27,13 @@ from typing import Any
 
 import numpy as np
 
-from tdmi_ros.launch_cli import POSE, VIDEO, NodeCommand, ProcessGroup, load_config, node_commands, node_parameters
+from tdmi_ros.launch_cli import DETECTOR, POSE, VIDEO, NodeCommand, ProcessGroup, load_config, node_commands, node_parameters
 
 _logger = logging.getLogger("tdmi_demo")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+LOSSLESS_DEPTH = 500  # queues deep enough for a whole demo clip: nothing is dropped for being late
+STALL_S = 20.0  # after the video ends, stop once /poses has been silent this long (a frame that never comes)
 DEFAULT_VIDEO = REPO_ROOT / "assets" / "videos" / "pose2sim_cam04.mp4"  # held out of the distillation set
 
 
@@ -161,20 +163,26 @@ def main(argv: list[str] | None = None) -> int:
     commands[VIDEO] = with_params(commands[VIDEO], {
         "rate_hz": args.rate_hz, "resize_width": args.width, "max_frames": args.max_frames,
         "wait_for_subscribers": 2,  # detector + pose node: no frame is lost while models load
+        "qos_depth": LOSSLESS_DEPTH,
     })
+    # a file, not a live camera: every frame is shown, however slow the machine (nothing skipped while busy)
+    commands[DETECTOR] = with_params(commands[DETECTOR], {
+        "image_qos": "reliable", "max_pending": LOSSLESS_DEPTH})
     commands[POSE] = with_params(commands[POSE], {
         "runtime.weights": str(args.weights), "publish_annotated_image": "true",
         "flush_after_idle_s": 1.0,  # publish the last delta frames once the video ends
-        "max_frame_age_s": 0.0,  # a demo shows every frame it can
+        "max_frame_age_s": 0.0, "queue_depth": LOSSLESS_DEPTH, "image_qos": "reliable",
+        "image_qos_depth": LOSSLESS_DEPTH, "pairing_max_wait_s": 30.0, "pairing_max_pending": LOSSLESS_DEPTH,
     })
 
     import rclpy
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
-    from tdmi_msgs.msg import PersonDetectionArray
+    from tdmi_msgs.msg import PersonDetectionArray, Skeleton2DArray
 
     from tdmi_ros.conversions import stamp_to_ns
 
+    published = _frames_published(args.video, args.max_frames)
     writer = AnnotatedVideoWriter(args.out / "annotated.mp4", fps=args.rate_hz)
     group = ProcessGroup()
     started = time.monotonic()
@@ -182,6 +190,9 @@ def main(argv: list[str] | None = None) -> int:
     with rclpy.init():
         node = rclpy.create_node("tdmi_demo_viewer")
         node.create_subscription(Image, "poses/image", writer.write,
+                                 QoSProfile(depth=20, reliability=ReliabilityPolicy.RELIABLE))
+        answered: list[float] = []  # receipt times of /poses messages
+        node.create_subscription(Skeleton2DArray, "poses", lambda _msg: answered.append(time.monotonic()),
                                  QoSProfile(depth=20, reliability=ReliabilityPolicy.RELIABLE))
         boxes_by_stamp: dict[int, int] = {}
         node.create_subscription(
@@ -200,7 +211,11 @@ def main(argv: list[str] | None = None) -> int:
                     break
                 if VIDEO in group.poll():
                     video_done_at = video_done_at or time.monotonic()
-                    if time.monotonic() - video_done_at > 3.0:  # the flush and the last messages
+                    if len(answered) >= published and _lines(poses_path) >= published:  # the recorder has them too
+                        break
+                    if time.monotonic() - max([video_done_at, *answered[-1:]]) > STALL_S:
+                        _logger.warning("%d of %d frames answered; /poses silent for %.0f s", len(answered),
+                                        published, STALL_S)
                         break
             else:
                 _logger.error("demo did not finish within %.0f s", args.timeout_s)
@@ -213,7 +228,6 @@ def main(argv: list[str] | None = None) -> int:
     writer.close(args.out / "frame.jpg")
     if code:
         return code
-    published = _frames_published(args.video, args.max_frames)
     summary = summarize(poses_path, published, args.rate_hz, time.monotonic() - started, boxes_by_stamp)
     summary["annotated_frames"] = writer.frames
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -222,6 +236,10 @@ def main(argv: list[str] | None = None) -> int:
         _logger.error("no /poses messages arrived")
         return 1
     return 0
+
+
+def _lines(path: Path) -> int:
+    return sum(1 for _ in path.open()) if path.is_file() else 0
 
 
 def _frames_published(video: Path, max_frames: int) -> int:

@@ -69,7 +69,7 @@ def test_one_node_serves_two_cameras_each_with_its_own_stamps(ros, procs, tmp_pa
 
 def test_one_node_per_camera_serves_the_same_topics(ros, procs, tmp_path, repo_root):
     params = write_pose_params(tmp_path, repo_root, image_qos="reliable")
-    (command,) = node_commands(params, detector=False, cameras=["front"], node_per_camera=True)
+    (command,) = node_commands(params, detector=False, allow_untrained=True, cameras=["front"], node_per_camera=True)
     assert "__ns:=/front" in command.argv()
     node = procs.start(command.argv()[1:], name="pose_front")  # argv[0] is the interpreter
     probe = StreamProbe(ros, namespace="front")
