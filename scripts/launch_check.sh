@@ -28,6 +28,7 @@
 #   E  the pose node killed (-9) while running: the launch ends by itself, non-zero, companions stopped
 #   F  the pose node fails at start (no weights): the launch ends non-zero, the detector stopped
 #   G  Ctrl-C during the nodes' start-up (three moments): exit 0, no traceback
+#   I  one pose node for two cameras (cameras:=[front, left]): namespaced topics, one SIGINT -> exit 0
 #   H  what a user inspects: `ros2 pkg executables`, `ros2 launch --show-args`, `ros2 launch --print`
 set -euo pipefail
 
@@ -211,7 +212,7 @@ EOF
 # the user's YAML: the installed one with two pose node parameters changed
 sed -e 's/^    poses_topic: poses /    poses_topic: poses_custom /' -e 's/^    max_persons: 8 /    max_persons: 3 /' \
   "$share/config/pose.yaml" > "$work/custom_pose.yaml"
-sed 's|^      weights: weights/tdmi_lite.pt |      weights: weights/not_here.pt |' "$share/config/pose.yaml" > "$work/missing_weights.yaml"
+sed 's|^      weights: weights/tdmi_movenet.pt |      weights: weights/not_here.pt |' "$share/config/pose.yaml" > "$work/missing_weights.yaml"
 
 declare -a results=()
 check() {  # check "what" command...: record PASS/FAIL of one expectation
@@ -271,7 +272,7 @@ start_launch A-wsroot "$ws" tdmi_ros pose.launch.py
 wait_log 'active:|process has died' 90 || true
 graph
 stop_launch single
-check "pose node active with the installed weights" has "$log" "active: weights $share/weights/tdmi_lite.pt"
+check "pose node active with the installed weights" has "$log" "active: weights $share/weights/tdmi_movenet.pt"
 check "node /tdmi_pose was up" listed nodes /tdmi_pose
 check "one SIGINT: ros2 launch exits 0" test "$rc" -eq 0
 check "every node finished cleanly" all_clean
@@ -369,6 +370,17 @@ for moment in 0.5 1.5 3; do
   check "no traceback" no_traceback
 done
 
+start_launch I-cameras "$ws" tdmi_ros pose.launch.py "cameras:=[front, left]"
+wait_log 'active:|process has died' 90 || true
+graph
+timeout 30 ros2 param get /tdmi_pose cameras --no-daemon --spin-time 3 > "$work/I-param-cameras.txt" 2>&1 || true
+echo "  param cameras: $(cat "$work/I-param-cameras.txt")"
+stop_launch single
+check "one pose node serves both cameras (cameras launch argument)" has "$work/I-param-cameras.txt" "\\['front', 'left'\\]"
+check "each camera's /poses" eval 'listed topics /front/poses && listed topics /left/poses && ! listed topics /poses'
+check "one SIGINT: ros2 launch exits 0" test "$rc" -eq 0
+check "every node finished cleanly" all_clean
+
 scenario=H-introspection
 say "$scenario: ros2 pkg executables tdmi_ros; ros2 launch tdmi_ros pose.launch.py --show-args / --print"
 ros2 pkg executables tdmi_ros > "$work/H-executables.txt" 2>&1 || true
@@ -377,10 +389,10 @@ ros2 launch tdmi_ros pose.launch.py --print > "$work/H-print.txt" 2>&1 || true
 sed 's/^/  | /' "$work/H-executables.txt"
 check "ros2 run finds pose_node, detector_node, video_publisher, recorder, bag_recorder, bag_player" \
   test "$(grep -cE '^tdmi_ros (pose_node|detector_node|video_publisher|recorder|bag_recorder|bag_player)$' "$work/H-executables.txt")" -eq 6
-check "--show-args lists config, video, detector, allow_untrained, record" \
-  test "$(grep -cE "^    '(config|video|detector|allow_untrained|record)':" "$work/H-show-args.txt")" -eq 5
+check "--show-args lists config, video, detector, allow_untrained, record, cameras" \
+  test "$(grep -cE "^    '(config|video|detector|allow_untrained|record|cameras)':" "$work/H-show-args.txt")" -eq 6
 shows_the_nodes() {  # `ros2 launch --print` lists each Node's executable (the old file showed an OpaqueFunction)
-  [ "$(grep -cE "ExecInPkg\(pkg='tdmi_ros', exec='(video_publisher|detector_node|pose_node|recorder)'\)" "$1")" -eq 4 ] \
+  [ "$(grep -oE "ExecInPkg\(pkg='tdmi_ros', exec='(video_publisher|detector_node|pose_node|recorder)'\)" "$1" | sort -u | wc -l)" -eq 4 ] \
     && ! grep -q OpaqueFunction "$1"
 }
 check "--print shows the four nodes (no opaque function)" shows_the_nodes "$work/H-print.txt"

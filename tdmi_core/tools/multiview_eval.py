@@ -9,7 +9,7 @@ package):
 - ``thunder``: MoveNet Thunder top-down on the detector's boxes with a flip test, smoothed offline
   along each track (the training labels' teacher; it sees the future).
 - any TDMI weights file (``--model NAME=weights.pt``; ``NAME`` ending in ``_single_frame`` runs as a
-  single-frame twin), through the streaming runtime as the node runs it.
+  single-frame twin), through the runtime as the node runs it (its default backend and mode).
 - ``template``: a blind baseline that never looks at the image: the training set's mean pose,
   normalised to the box, scaled into each box.
 - ``mediapipe``: BlazePose full (``mediapipe==0.10.21``, optional, not a runtime dependency), video mode
@@ -148,14 +148,16 @@ def load_model(path: str, single_frame: bool):
     return (as_single_frame_model(model) if single_frame else model), cfg
 
 
-def run_model(tracks: CameraTracks, weights: str, single_frame: bool) -> tuple[list[np.ndarray], float]:
-    """A TDMI weights file through the streaming runtime, on the shared tracks (as the node runs it)."""
-    from tdmi_core.runtime.estimator import StreamingPoseEstimator
-    from tdmi_core.runtime.backends.torch_backend import TorchBackend
+def run_model(tracks: CameraTracks, weights: str, single_frame: bool, threads: int = 1) -> tuple[list[np.ndarray], float]:
+    """A TDMI weights file through the runtime with the node's defaults (ONNX Runtime, aligned mode), on the
+    shared tracks; twins as ``runtime.single_frame`` serves them (every window the key frame repeated)."""
+    from tdmi_core.runtime.config import load_runtime_config
+    from tdmi_core.runtime.loading import build_estimator
     from tdmi_core.runtime.types import TrackedBox
 
-    model, cfg = load_model(weights, single_frame)
-    estimator = StreamingPoseEstimator(TorchBackend(model, device="cpu", precision="fp32"), cfg, mode="streaming")
+    estimator, description = build_estimator(load_runtime_config(
+        {"weights": weights, "single_frame": single_frame, "num_threads": threads}))
+    logger.info("running %s", description)
     out: list[np.ndarray | None] = [None] * len(tracks.frames)
 
     def store(results) -> None:
@@ -345,7 +347,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             add("mediapipe", camera, tracks, *run_mediapipe(tracks))
         for name, weights in models:
             single = name.endswith("_single_frame")
-            add(name, camera, tracks, *run_model(tracks, weights, single))
+            add(name, camera, tracks, *run_model(tracks, weights, single, args.threads))
             if args.degrade:
                 add(f"{name}_degraded", camera, tracks, run_model_degraded(tracks, weights, single), None)
             logger.info("%s: %s done", camera, name)
@@ -363,16 +365,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _pairs(names: Sequence[str]) -> list[tuple[str, str]]:
-    """Each model vs its single-frame twin (when present) and vs the detector."""
+    """Each model vs its single-frame twin (a causal model's is its symmetric sibling's), vs its symmetric
+    sibling (causal models) and vs the detector, where present."""
     pairs = []
     for name in names:
         base, suffix = (name.removesuffix("_degraded"), "_degraded") if name.endswith("_degraded") else (name, "")
         if base.endswith("_single_frame") or base == "movenet256":
             continue
-        if f"{base}_single_frame{suffix}" in names:
-            pairs.append((name, f"{base}_single_frame{suffix}"))
-        if f"movenet256{suffix}" in names:
-            pairs.append((name, f"movenet256{suffix}"))
+        symmetric = base.removesuffix("_causal")
+        others = [f"{symmetric}_single_frame", symmetric if symmetric != base else None, "movenet256"]
+        pairs += [(name, f"{other}{suffix}") for other in others if other and f"{other}{suffix}" in names]
     return pairs
 
 

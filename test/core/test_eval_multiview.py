@@ -549,3 +549,14 @@ def test_command_prints_the_table_from_files(tmp_path: Path, capsys: pytest.Capt
     assert len(load_calibration(tmp_path / "refined.json")) == 4
     data = json.loads((tmp_path / "out.json").read_text())
     assert data["tables"][0]["methods"]["b"]["lovo_px_median"]["value"] > 1.0
+
+
+def test_runner_pairs_each_model_with_its_twin_its_symmetric_sibling_and_the_detector():
+    from tdmi_core.tools.multiview_eval import _pairs
+
+    names = ["movenet256", "m", "m_single_frame", "m_causal", "movenet256_degraded", "m_degraded", "m_single_frame_degraded"]
+    assert _pairs(names) == [
+        ("m", "m_single_frame"), ("m", "movenet256"),
+        ("m_causal", "m_single_frame"), ("m_causal", "m"), ("m_causal", "movenet256"),
+        ("m_degraded", "m_single_frame_degraded"), ("m_degraded", "movenet256_degraded"),
+    ]

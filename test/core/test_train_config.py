@@ -22,7 +22,7 @@ from tdmi_core.eval.pck import box_normalised_pck, box_normalised_pck_counts
 from tdmi_core.train.plots import plot_training_curves
 
 REPO = Path(__file__).resolve().parents[2]
-# the TrainConfig files (config/train/distill_lite.yaml belongs to tdmi_core.train.distill, another schema)
+# the TrainConfig files (config/train/distill_movenet*.yaml belong to tdmi_core.train.distill, another schema)
 SHIPPED = [REPO / "config" / "train" / name for name in ("posetrack17_tdmi_w48.yaml", "lite_end_to_end.yaml")]
 
 
