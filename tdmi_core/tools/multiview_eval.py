@@ -306,6 +306,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--reuse", action="store_true", help="keep prediction files that exist instead of recomputing")
     parser.add_argument("--refine-from", default="movenet256,movenet512,thunder,mediapipe",
                         help="methods pooled for the calibration refinement (those present are used)")
+    parser.add_argument("--compare", nargs="*", default=[], metavar="A:B",
+                        help="more paired comparisons for the tables (besides twin, sibling and detector)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.model:  # torch only for TDMI models (the MediaPipe environment has none)
@@ -409,7 +411,9 @@ def score(args: argparse.Namespace, cameras: list[str], model_names: list[str]) 
         methods = {name: load_predictions(files[name]) for name in names}
         refine = [m for m in args.refine_from.split(",") if m in files]
         refine_methods = {m: load_predictions(files[m]) for m in refine}
-        evaluation = evaluate(methods, calibration, pairs=_pairs(names), refine_from=refine,
+        extra = [tuple(item.split(":", 1)) for item in args.compare]
+        pairs = _pairs(names) + [(a, b) for a, b in extra if a in names and b in names]
+        evaluation = evaluate(methods, calibration, pairs=pairs, refine_from=refine,
                               refine_pool=refine_methods, n_boot=1000, seed=0)
         kind = "refined" if refine else "file"
         worst = {name: worst_frames(evaluation, name, kind, 3) for name in names}
