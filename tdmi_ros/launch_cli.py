@@ -1,7 +1,8 @@
 """``tdmi-pose``: start the pose node and its companions from one YAML, as ``pose.launch.py`` does.
 
 For pip installs (no ``ros2 launch``). It takes the launch file's arguments as flags (``--config``,
-``--video``, ``--detector``, ``--allow-untrained``, ``--record``) and starts the same nodes with the
+``--video``, ``--detector``, ``--allow-untrained``, ``--record``, ``--cameras``; ``--node-per-camera``
+is what including the launch file once per camera namespace gives) and starts the same nodes with the
 same parameters: the YAML as ``--params-file``, then the flags' overrides (a test compares the two
 node lists). Each node runs as ``python -m <module>`` rather than its installed executable, so it
 holds SIGINT/SIGTERM from its first line.
