@@ -357,6 +357,8 @@ class PoseNode(LifecycleNode):
         msg = conv.poses_to_msg(frame.poses, header, (width, height))
         pubs["poses"].publish(msg)
         self.stats.tick("poses")
+        if frame.suppressed_joints:
+            self.stats.drop("shared_joint", frame.suppressed_joints)
         if "markers" in pubs and cfg is not None:
             pubs["markers"].publish(conv.skeletons_to_markers(
                 msg, cfg.marker_lifetime_s, cfg.marker_scale_m_per_px, cfg.min_keypoint_score))

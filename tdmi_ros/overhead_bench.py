@@ -57,9 +57,9 @@ class StubBackend:
         self.seconds += time.perf_counter() - start
         return out
 
-    def temporal_head(self, windows: Any) -> Any:
+    def temporal_head(self, motion: Any, visual: Any) -> Any:
         start = time.perf_counter()
-        out = self._heatmaps[: windows.shape[0]]
+        out = self._heatmaps[: motion.shape[0]]
         self.seconds += time.perf_counter() - start
         return out
 

@@ -145,6 +145,11 @@ class ModelConfig:
         """Position of the key frame in the window: delta (symmetric) or 2*delta (causal)."""
         return 2 * self.delta if self.window == "causal" else self.delta
 
+    @property
+    def visual_frames(self) -> list[int]:
+        """Window positions whose final-stage features the visual feature reads: all (TDMI-ST) or the key frame."""
+        return list(range(self.num_frames)) if self.head == "tdmi_st" else [self.key_index]
+
     def hrnet_config(self) -> HRNetConfig:
         """The backbone's own config."""
         return HRNetConfig(

@@ -1,12 +1,14 @@
 """Export the two TDMI parts (backbone, temporal head) with a dynamic batch dimension.
 
 * :func:`export_part` -- ``torch.export`` program of ``model.backbone`` (``crops[B, 3, H, W]``) or
-  ``model.temporal_head`` (``window[B, T, 4, C, h, w]`` -> ``heatmaps``), batch B dynamic.
+  the temporal head on its split inputs (``motion[B, T, 4, C, h/s, w/s]``, the TDE's pooled stage
+  features, and ``visual[B, V, C, h, w]``, final-stage features of the frames the visual feature
+  reads -> ``heatmaps``; ``TemporalHead.split_inputs``), batch B dynamic.
 * :func:`export_onnx` -- the same as an ONNX file (opset 19); ``torchvision::deform_conv2d``
   becomes the standard ``DeformConv`` operator through :func:`deform_conv2d_to_onnx`.
 * :func:`export_all_onnx` -- both parts into a directory, names as :data:`ONNX_FILE_NAMES`.
 
-Input/output names are fixed (:data:`IO_NAMES`) so runtimes can bind by name.
+Input/output names are fixed (:data:`IO_NAMES`: input names, output name) so runtimes can bind by name.
 ``onnxscript`` (the dynamo ONNX exporter's dependency) is imported only when exporting to ONNX.
 """
 from __future__ import annotations
@@ -27,31 +29,42 @@ _logger = logging.getLogger(__name__)
 
 Part = Literal["backbone", "temporal_head"]
 PARTS: tuple[Part, ...] = ("backbone", "temporal_head")
-IO_NAMES: dict[str, tuple[str, str]] = {"backbone": ("crops", "features"), "temporal_head": ("window", "heatmaps")}
+IO_NAMES: dict[str, tuple[tuple[str, ...], str]] = {
+    "backbone": (("crops",), "features"),
+    "temporal_head": (("motion", "visual"), "heatmaps"),
+}
 ONNX_FILE_NAMES: dict[str, str] = {"backbone": "backbone.onnx", "temporal_head": "temporal_head.onnx"}
 ONNX_OPSET = 19  # first opset with DeformConv
 MAX_BATCH = 4096
 
 
 class HeatmapsOnly(nn.Module):
-    """The temporal head with a single tensor input and output (no ``return_aux`` flag)."""
+    """The temporal head on its split inputs, heatmaps out (no ``return_aux`` flag)."""
 
     def __init__(self, head: nn.Module) -> None:
         super().__init__()
         self.head = head
 
-    def forward(self, window: Tensor) -> Tensor:
-        return self.head(window)
+    def forward(self, motion: Tensor, visual: Tensor) -> Tensor:
+        return self.head.forward_split(motion, visual)
 
 
-def example_input(model: TDMI, part: Part, batch: int = 2) -> Tensor:
-    """A random input of the right shape for ``part`` (``batch`` >= 2 keeps the batch symbolic)."""
+def input_shapes(model: TDMI, part: Part) -> tuple[tuple[int, ...], ...]:
+    """The shapes of ``part``'s inputs without the batch axis (in :data:`IO_NAMES` order)."""
     cfg = model.cfg
     if part == "backbone":
-        return torch.randn(batch, 3, *cfg.input_size_hw)
+        return ((3, *cfg.input_size_hw),)
     if part == "temporal_head":
-        return torch.randn(batch, cfg.num_frames, NUM_STAGES, cfg.width, *cfg.heatmap_size_hw)
+        h, w = cfg.heatmap_size_hw
+        s = cfg.tde_stride
+        return ((cfg.num_frames, NUM_STAGES, cfg.width, h // s, w // s),
+                (len(model.temporal_head.visual_frames), cfg.width, h, w))
     raise ValueError(f"part must be one of {PARTS}, got {part!r}")
+
+
+def example_input(model: TDMI, part: Part, batch: int = 2) -> tuple[Tensor, ...]:
+    """Random inputs of the right shapes for ``part`` (``batch`` >= 2 keeps the batch symbolic)."""
+    return tuple(torch.randn(batch, *shape) for shape in input_shapes(model, part))
 
 
 def _module(model: TDMI, part: Part) -> nn.Module:
@@ -62,9 +75,10 @@ def _module(model: TDMI, part: Part) -> nn.Module:
     raise ValueError(f"part must be one of {PARTS}, got {part!r}")
 
 
-def _dynamic_batch() -> tuple[dict[int, Any]]:
+def _dynamic_batch(num_inputs: int) -> tuple[dict[int, Any], ...]:
     # min=1: one person is the common case at run time even though the example uses 2.
-    return ({0: torch.export.Dim("batch", min=1, max=MAX_BATCH)},)
+    batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
+    return tuple({0: batch} for _ in range(num_inputs))
 
 
 @contextmanager
@@ -86,16 +100,17 @@ def export_part(model: TDMI, part: Part, example_batch: int = 2) -> torch.export
 
     Returns:
         The exported program; ``program.module()(x)`` equals ``model.backbone(x)`` /
-        ``model.temporal_head(x)`` for any batch size in [1, 4096]. DCN layers are traced as
-    ``torchvision::deform_conv2d`` whatever their ``impl`` (same numbers; maps to ONNX DeformConv).
+        ``model.temporal_head.forward_split(motion, visual)`` for any batch size in [1, 4096]. DCN
+        layers are traced as ``torchvision::deform_conv2d`` whatever their ``impl`` (same numbers;
+        maps to ONNX DeformConv).
     """
     if example_batch < 2:
         raise ValueError("example_batch must be >= 2 (torch.export specialises a batch of 1)")
     model = model.eval()
     module = _module(model, part)
-    x = example_input(model, part, example_batch)
+    inputs = example_input(model, part, example_batch)
     with torch.no_grad(), _torchvision_deform_conv(model):
-        return torch.export.export(module, (x,), dynamic_shapes=_dynamic_batch(), strict=False)
+        return torch.export.export(module, inputs, dynamic_shapes=_dynamic_batch(len(inputs)), strict=False)
 
 
 def deform_conv2d_to_onnx(
@@ -155,13 +170,13 @@ def export_onnx(model: TDMI, part: Part, path: str | Path, example_batch: int = 
     except ImportError as e:
         raise ImportError("ONNX export needs onnxscript: pip install onnxscript (see requirements/core.txt)") from e
     program = export_part(model, part, example_batch)
-    in_name, out_name = IO_NAMES[part]
+    in_names, out_name = IO_NAMES[part]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     onnx_program = torch.onnx.export(
         program,
         f=None,
-        input_names=[in_name],
+        input_names=list(in_names),
         output_names=[out_name],
         opset_version=ONNX_OPSET,
         dynamo=True,

@@ -176,23 +176,34 @@ class TemporalDifferenceEncoder(nn.Module):
             out.append(self.stage_fusion[j](stacked))
         return out
 
+    def pool(self, window: Tensor) -> Tensor:
+        """The stage features the TDE reads: ``window[..., C, h, w]`` average-pooled by ``stride`` (any leading dims).
+
+        Pooling is per frame, so a runtime can pool each frame's features once and reuse them in
+        every window (identity when ``stride`` is 1).
+        """
+        s = self.cfg.stride
+        if s == 1:
+            return window
+        return F.avg_pool2d(window.flatten(0, -4), s).unflatten(0, window.shape[:-3])
+
+    def encode(self, pooled: Tensor, out_hw: tuple[int, int]) -> Tensor:
+        """Eqs. 1-5 on pooled stage features ``[B, T, 4, C, h/s, w/s]`` -> ``M[B, C, h, w]`` (``out_hw`` = (h, w))."""
+        motion = None
+        for j, d in enumerate(self.stage_motion(pooled)):
+            offset, mask = self.offset_mask[j](d)  # Eq. 3
+            d_bar = self.modulation[j](d, offset, mask)  # Eq. 4
+            motion = d_bar if motion is None else motion + d_bar  # Eq. 5, progressive accumulation
+            motion = self.accumulate[j](motion)
+        assert motion is not None
+        if self.cfg.stride > 1:
+            motion = F.interpolate(motion, size=tuple(out_hw), mode="bilinear", align_corners=False)
+        return motion
+
     def forward(self, window: Tensor) -> Tensor:
         """Eqs. 1-5: ``window[B, T, 4, C, h, w]`` -> ``M[B, C, h, w]``.
 
         With ``stride`` > 1 the differences are taken on average-pooled features and M is
         up-sampled back to ``h x w`` (a cheaper motion branch; not in the paper).
         """
-        s = self.cfg.stride
-        if s > 1:
-            b, t, n, c, h, w = window.shape
-            window = F.avg_pool2d(window.reshape(b * t * n, c, h, w), s).unflatten(0, (b, t, n))
-        motion = None
-        for j, d in enumerate(self.stage_motion(window)):
-            offset, mask = self.offset_mask[j](d)  # Eq. 3
-            d_bar = self.modulation[j](d, offset, mask)  # Eq. 4
-            motion = d_bar if motion is None else motion + d_bar  # Eq. 5, progressive accumulation
-            motion = self.accumulate[j](motion)
-        assert motion is not None
-        if s > 1:
-            motion = F.interpolate(motion, scale_factor=s, mode="bilinear", align_corners=False)
-        return motion
+        return self.encode(self.pool(window), tuple(window.shape[-2:]))

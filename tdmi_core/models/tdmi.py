@@ -3,7 +3,10 @@
 ``model.backbone(crops[B, 3, H, W]) -> features[B, 4, C, h, w]`` runs once per frame and person;
 ``model.temporal_head(window[B, 2δ+1, 4, C, h, w]) -> heatmaps[B, K, h, w]`` runs once per window.
 A streaming runtime keeps each frame's features and reuses them across the 2δ+1 windows that
-contain the frame; ``model(frames[B, T, 3, H, W])`` composes the two (same numbers).
+contain the frame; ``model(frames[B, T, 3, H, W])`` composes the two (same numbers). The head reads
+a window twice: pooled stage features for the TDE and the final-stage features of some frames for
+the visual feature; ``temporal_head.split_inputs`` / ``forward_split`` take the two apart so a
+runtime pools each frame once and passes only the frames the visual feature reads (same numbers).
 """
 from __future__ import annotations
 
@@ -75,14 +78,29 @@ class TemporalHead(nn.Module):
                 f"got {tuple(window.shape)}"
             )
 
+    @property
+    def visual_frames(self) -> list[int]:
+        """Window frames whose final-stage features the visual feature reads: all (TDMI-ST) or the key frame."""
+        return self.cfg.visual_frames
+
+    def split_inputs(self, window: Tensor) -> tuple[Tensor, Tensor]:
+        """``window[B, T, 4, C, h, w]`` -> (pooled stage features ``[B, T, 4, C, h/s, w/s]`` for the TDE,
+        final-stage features of :attr:`visual_frames` ``[B, V, C, h, w]``)."""
+        return self.tde.pool(window), window[:, self.visual_frames, -1]
+
     def forward(self, window: Tensor, return_aux: bool = False) -> Tensor | TemporalHeadOutput:
         self._check(window)
-        motion = self.tde(window)
+        return self.forward_split(*self.split_inputs(window), return_aux=return_aux)
+
+    def forward_split(self, motion_window: Tensor, visual_window: Tensor,
+                      return_aux: bool = False) -> Tensor | TemporalHeadOutput:
+        """The head on :meth:`split_inputs`' two parts (what runtimes call; the same numbers as ``forward``)."""
+        motion = self.tde.encode(motion_window, tuple(visual_window.shape[-2:]))
         parts = self.rdm(motion)
         if self.spatiotemporal is not None:
-            visual = self.spatiotemporal(window[:, :, -1])
+            visual = self.spatiotemporal(visual_window)
         else:
-            visual = window[:, self.cfg.key_index, -1]  # key frame's final-stage feature F_t^4
+            visual = visual_window[:, 0]  # key frame's final-stage feature F_t^4
         heatmaps, fused = self.head(parts.useful, visual)
         if not return_aux:
             return heatmaps

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from torch import Tensor
@@ -10,7 +10,19 @@ from torch import Tensor
 from tdmi_core.runtime.crops import CropBox
 from tdmi_core.runtime.types import TrackedBox
 
-__all__ = ["FrameRecord", "StreamState", "TrackState"]
+__all__ = ["FrameFeatures", "FrameRecord", "StreamState", "TrackState"]
+
+
+class FrameFeatures(NamedTuple):
+    """What the temporal head needs of one person-frame (``TemporalHead.split_inputs`` of one frame).
+
+    Attributes:
+        motion: ``[S, C, h', w']`` stage features pooled for the TDE (pooled once per frame).
+        visual: ``[C, h, w]`` final-stage features (read by the visual feature of the key frame / TDMI-ST).
+    """
+
+    motion: Tensor
+    visual: Tensor
 
 
 @dataclass
@@ -30,7 +42,7 @@ class TrackState:
         track_id: the id.
         held: crop box currently held (streaming mode) or the latest key box (exact mode).
         key_crops: crop box per key frame not yet emitted (frame index → box).
-        features: backbone features per (frame index, crop key): ``[S, C, h, w]`` tensors.
+        features: :class:`FrameFeatures` per (frame index, crop key).
         canvases: aligned mode: the crop box each cached frame's features were computed with.
         last_seen: last frame index the track was pushed with.
     """
@@ -38,7 +50,7 @@ class TrackState:
     track_id: int
     held: CropBox | None = None
     key_crops: dict[int, CropBox] = field(default_factory=dict)
-    features: dict[tuple[int, tuple], Tensor] = field(default_factory=dict)
+    features: dict[tuple[int, tuple], FrameFeatures] = field(default_factory=dict)
     canvases: dict[int, CropBox] = field(default_factory=dict)
     last_seen: int = -1
 

@@ -64,6 +64,10 @@ class RuntimeConfig:
         "config (symmetric: delta frames of lag; causal: none)."))
     box_padding: float = field(default=1.25, metadata=_help(
         "Person box enlargement before fitting the model's aspect ratio (1.25 in the paper family)."))
+    shared_joint_distance: float = field(default=0.1, metadata=_help(
+        "Where the same joint of two people lies closer than this fraction of the smaller box height (one crop "
+        "locked onto the other person), the less confident one is published with score 0 and counted "
+        "(diagnostics drop 'shared_joint'); 0 disables."))
     min_batch: int = field(default=1, metadata=_help("Smallest batch of the TensorRT optimisation profile."))
     opt_batch: int = field(default=5, metadata=_help("Batch TensorRT optimises for."))
     max_batch: int = field(default=16, metadata=_help(
@@ -96,6 +100,8 @@ class RuntimeConfig:
             raise ValueError(f"hold_threshold must be >= 0, got {self.hold_threshold}")
         if not self.box_padding > 0:
             raise ValueError(f"box_padding must be > 0, got {self.box_padding}")
+        if not self.shared_joint_distance >= 0:
+            raise ValueError(f"shared_joint_distance must be >= 0, got {self.shared_joint_distance}")
         if self.num_threads < 0:
             raise ValueError(f"num_threads must be >= 0 (0 = library default), got {self.num_threads}")
         if not self.weights and not self.allow_untrained:

@@ -9,7 +9,9 @@ holds the rule, shared with training). Work per push:
 1. every person of key frame ``t`` gets its window's ``2 * delta + 1`` frame indices (edge-padded),
    all seen through **one** crop box (the key frame's, see modes below);
 2. the backbone features each window needs come from the person's cache; the missing ones are
-   cropped and go through the backbone in one batched call for all persons;
+   cropped and go through the backbone in one batched call for all persons, and each frame's
+   features are pooled once for the TDE (``TemporalHead.split_inputs``: only those pooled stage
+   features and the final stage are kept);
 3. all windows go through the temporal head in one batched call; heatmaps are decoded and mapped
    back through each window's inverse affine.
 
@@ -24,7 +26,8 @@ Modes:
 - ``"aligned"`` — each frame of a person is cropped once, with its own box, and goes through the
   backbone once; a window keyed on another frame resamples those features into the key frame's box
   (:mod:`tdmi_core.runtime.align`, RoIAlign on features) instead of re-cropping. Windows use the
-  exact mode's boxes; only the supporting frames' features are approximated.
+  exact mode's boxes; only the supporting frames' features are approximated (their pooled stage
+  features are resampled: pooling a re-crop and resampling the pooled crop differ slightly).
 
 :meth:`StreamingPoseEstimator.push_many` steps several streams (cameras) at once, with one
 backbone call and one head call for the persons of all of them.
@@ -44,14 +47,16 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from tdmi_core.codec import HeatmapCodec
 from tdmi_core.model_input import window_frames, window_span
 from tdmi_core.runtime.align import align_features, feature_affine
 from tdmi_core.runtime.backends.base import Backend
-from tdmi_core.runtime.buffers import FrameRecord, StreamState, TrackState
+from tdmi_core.runtime.buffers import FrameFeatures, FrameRecord, StreamState, TrackState
 from tdmi_core.runtime.crops import CropBatch, CropBox, Normalizer, crop_boxes, moved_beyond
+from tdmi_core.runtime.shared_joints import suppress_shared_joints
 from tdmi_core.runtime.types import FramePoses, PersonPose, StreamFrame, TrackedBox
 
 _logger = logging.getLogger(__name__)
@@ -77,6 +82,7 @@ class RuntimeStats:
     head_calls: int = 0
     box_updates: int = 0
     aligned_features: int = 0
+    shared_joints: int = 0
 
 
 @dataclass
@@ -107,6 +113,9 @@ class StreamingPoseEstimator:
         max_batch: cap on one backend call's batch; defaults to ``backend.max_batch``.
         single_frame: serve the weights as their single-frame twin (every window is the key frame
             repeated, as such weights were trained): no look-ahead, one backbone pass per person-frame.
+        shared_joint_distance: where the same joint of two people of a frame lies closer than this
+            fraction of the smaller box height, the less confident one gets score 0
+            (:mod:`~tdmi_core.runtime.shared_joints`); 0 disables.
     """
 
     def __init__(
@@ -121,6 +130,7 @@ class StreamingPoseEstimator:
         cache_features: bool = True,
         max_batch: int | None = None,
         single_frame: bool = False,
+        shared_joint_distance: float = 0.1,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -136,6 +146,8 @@ class StreamingPoseEstimator:
             raise ValueError(f"hold_threshold must be >= 0, got {hold_threshold}")
         if not box_padding > 0:
             raise ValueError(f"box_padding must be > 0, got {box_padding}")
+        if not shared_joint_distance >= 0:
+            raise ValueError(f"shared_joint_distance must be >= 0, got {shared_joint_distance}")
         self.backend = backend
         self.model_cfg = model_cfg
         self.delta = model_delta
@@ -145,11 +157,15 @@ class StreamingPoseEstimator:
         self.mode = mode
         self.hold_threshold = float(hold_threshold) if mode == "streaming" else 0.0
         self.box_padding = float(box_padding)
+        self.shared_joint_distance = float(shared_joint_distance)
         self.cache_features = bool(cache_features)
         self.max_batch = max_batch if max_batch is not None else getattr(backend, "max_batch", None)
         if self.max_batch is not None and self.max_batch < 1:
             raise ValueError(f"max_batch must be >= 1 or None, got {self.max_batch}")
         self.input_size_hw = tuple(int(v) for v in model_cfg.input_size_hw)
+        # the head's split inputs (TemporalHead.split_inputs): pooled stage features, some frames' final stage
+        self.motion_stride = int(getattr(model_cfg, "tde_stride", 1))
+        self.visual_frames = list(model_cfg.visual_frames)
         # The model's own target width and sub-pixel rule (DARK needs the width it was trained with).
         self.codec = HeatmapCodec(self.input_size_hw, tuple(model_cfg.heatmap_size_hw),
                                   getattr(model_cfg, "heatmap_sigma", sigma),
@@ -159,7 +175,7 @@ class StreamingPoseEstimator:
         # reused per-call buffers: crops, the normalised backbone input and the head's window batch
         self._crop_batch = CropBatch(self.input_size_hw)
         self._normalizers: dict[tuple[torch.device, torch.dtype], Normalizer] = {}
-        self._windows = torch.empty(0)
+        self._windows: dict[str, Tensor] = {}
 
     # ------------------------------------------------------------------ public API
     def reset(self, stream: Hashable | None = None) -> None:
@@ -188,8 +204,8 @@ class StreamingPoseEstimator:
         """Per-frame backbone features currently cached over all tracks."""
         return len(self.cached_features())
 
-    def cached_features(self) -> list[Tensor]:
-        """The per-frame backbone features cached over all tracks (views of backbone outputs; memory accounting)."""
+    def cached_features(self) -> list[FrameFeatures]:
+        """The per-frame features cached over all tracks (for memory accounting)."""
         return [f for s in self._streams.values() for t in s.tracks.values() for f in t.features.values()]
 
     def push(self, image_bgr: np.ndarray, tracks: Sequence[TrackedBox], token: Any = None,
@@ -290,7 +306,7 @@ class StreamingPoseEstimator:
         ]
         poses: list[PersonPose] = []
         if windows:
-            heatmaps = self._run_chunked(self.backend.temporal_head, self._gather_windows(windows))
+            heatmaps = self._run_chunked(self.backend.temporal_head, *self._gather_windows(windows))
             self.stats.head_calls += 1
             self.stats.windows += len(windows)
             poses = self._decode(heatmaps, windows)
@@ -298,12 +314,16 @@ class StreamingPoseEstimator:
         for stream, key, _ in requests:
             record = stream.frames[key]
             mine, poses = poses[: len(record.tracks)], poses[len(record.tracks):]
+            mine, suppressed = suppress_shared_joints(mine, self.shared_joint_distance)
+            self.stats.shared_joints += suppressed
             stream.next_emit = key + 1
-            out.append(FramePoses(token=record.token, poses=mine, frame_index=key, image_bgr=record.image))
+            out.append(FramePoses(token=record.token, poses=mine, frame_index=key, image_bgr=record.image,
+                                  suppressed_joints=suppressed))
         return out
 
-    def _gather_windows(self, windows: list[_Window]) -> Tensor:
-        """``[B, T, S, C, h, w]`` windows, computing missing features in one batched backbone call."""
+    def _gather_windows(self, windows: list[_Window]) -> tuple[Tensor, Tensor]:
+        """The head's inputs for ``windows``: motion ``[B, T, S, C, h', w']`` and visual ``[B, V, C, h, w]``
+        (``TemporalHead.split_inputs``), computing missing features in one batched backbone call."""
         caches = [w.state.features if self.cache_features else {} for w in windows]
         jobs: dict[tuple[int, int, tuple], tuple[dict, int, CropBox, np.ndarray]] = {}
         for w, cache in zip(windows, caches):
@@ -316,24 +336,44 @@ class StreamingPoseEstimator:
         if jobs:
             crops = self._crop_batch([image for *_, image in jobs.values()], [c.matrix for _, _, c, _ in jobs.values()])
             feats = self._run_chunked(self.backend.backbone, self._normalizer()(crops))
+            motion, visual = self._pool(feats), feats[:, -1].clone()  # the other stages are not kept
             self.stats.backbone_calls += 1
             self.stats.backbone_crops += len(jobs)
             for n, (cache, i, crop, _) in enumerate(jobs.values()):
-                cache[(i, crop.key)] = feats[n]  # a view: features are stored without a copy
-        features: list[Tensor] = []
-        moved: list[tuple[int, Tensor, np.ndarray]] = []  # (position, source features, affine) to resample
+                cache[(i, crop.key)] = FrameFeatures(motion[n], visual[n])
+        motions: list[Tensor] = []
+        visuals: list[Tensor] = []
+        moved: dict[str, list[tuple[int, Tensor, np.ndarray]]] = {"motion": [], "visual": []}  # to resample
         for w, cache in zip(windows, caches):
-            for i in w.frames:
+            for position, i in enumerate(w.frames):
                 source = self._source_crop(w, i)
-                if source.key != w.crop.key:
-                    moved.append((len(features), cache[(i, source.key)], feature_affine(source, w.crop, FEATURE_STRIDE)))
-                features.append(cache[(i, source.key)])
-        if moved:
-            aligned = align_features(torch.stack([f for _, f, _ in moved]), np.stack([a for *_, a in moved]))
-            for (position, _, _), feature in zip(moved, aligned):
-                features[position] = feature
-            self.stats.aligned_features += len(moved)
-        return self._window_batch(features).unflatten(0, (len(windows), len(windows[0].frames)))
+                entry = cache[(i, source.key)]
+                shifted = source.key != w.crop.key
+                if shifted:
+                    moved["motion"].append((len(motions), entry.motion,
+                                           feature_affine(source, w.crop, FEATURE_STRIDE * self.motion_stride)))
+                motions.append(entry.motion)
+                if position in self.visual_frames:
+                    if shifted:
+                        moved["visual"].append((len(visuals), entry.visual[None],
+                                               feature_affine(source, w.crop, FEATURE_STRIDE)))
+                    visuals.append(entry.visual)
+        for kind, out in (("motion", motions), ("visual", visuals)):
+            if moved[kind]:
+                aligned = align_features(torch.stack([f for _, f, _ in moved[kind]]), np.stack([a for *_, a in moved[kind]]))
+                for (position, _, _), feature in zip(moved[kind], aligned):
+                    out[position] = feature if kind == "motion" else feature[0]
+        self.stats.aligned_features += len(moved["motion"])  # window frames resampled
+        b = len(windows)
+        return (self._window_batch("motion", motions).unflatten(0, (b, len(windows[0].frames))),
+                self._window_batch("visual", visuals).unflatten(0, (b, len(self.visual_frames))))
+
+    def _pool(self, features: Tensor) -> Tensor:
+        """``[N, S, C, h, w]`` -> the TDE's pooled stage features (the model's ``tde.pool``: average, ``tde_stride``)."""
+        s = self.motion_stride
+        if s == 1:
+            return features
+        return F.avg_pool2d(features.flatten(0, 1), s).unflatten(0, features.shape[:2])
 
     def _source_crop(self, window: _Window, frame: int) -> CropBox:
         """The crop box whose features stand for ``frame`` in ``window``.
@@ -353,19 +393,20 @@ class StreamingPoseEstimator:
             self._normalizers[key] = Normalizer(*key, channels_last=getattr(self.backend, "channels_last", False))
         return self._normalizers[key]
 
-    def _window_batch(self, features: list[Tensor]) -> Tensor:
-        """``features`` stacked into the reused window buffer: one copy each, no allocation per frame."""
+    def _window_batch(self, name: str, features: list[Tensor]) -> Tensor:
+        """``features`` stacked into the reused buffer ``name``: one copy each, no allocation per frame."""
         first = features[0]
         shape = (len(features), *first.shape)
-        buf = self._windows
+        buf = self._windows.get(name, torch.empty(0))
         if buf.shape[0] < shape[0] or buf.shape[1:] != shape[1:] or buf.dtype != first.dtype or buf.device != first.device:
-            buf = self._windows = torch.empty(shape, dtype=first.dtype, device=first.device)
+            buf = self._windows[name] = torch.empty(shape, dtype=first.dtype, device=first.device)
         return torch.stack(features, out=buf[: shape[0]])
 
-    def _run_chunked(self, fn: Any, x: Tensor) -> Tensor:
-        if self.max_batch is None or x.shape[0] <= self.max_batch:
-            return fn(x)
-        return torch.cat([fn(x[i : i + self.max_batch]) for i in range(0, x.shape[0], self.max_batch)])
+    def _run_chunked(self, fn: Any, *inputs: Tensor) -> Tensor:
+        n = inputs[0].shape[0]
+        if self.max_batch is None or n <= self.max_batch:
+            return fn(*inputs)
+        return torch.cat([fn(*(x[i : i + self.max_batch] for x in inputs)) for i in range(0, n, self.max_batch)])
 
     def _decode(self, heatmaps: Tensor, windows: list[_Window]) -> list[PersonPose]:
         hm = heatmaps.detach().float().cpu().numpy()

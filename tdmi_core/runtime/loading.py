@@ -117,6 +117,7 @@ def build_estimator(cfg: RuntimeConfig, delta: int | None = None) -> tuple[Strea
         ) from e
     estimator = StreamingPoseEstimator(backend, model_cfg, mode=cfg.mode, hold_threshold=cfg.hold_threshold,
                                        box_padding=cfg.box_padding, max_batch=cfg.max_batch,
-                                       single_frame=cfg.single_frame)
+                                       single_frame=cfg.single_frame,
+                                       shared_joint_distance=cfg.shared_joint_distance)
     return estimator, f"{source}, backend {backend.name}"
 

@@ -64,12 +64,15 @@ class FramePoses:
         poses: one :class:`PersonPose` per person tracked in the frame (may be empty).
         frame_index: 0-based index of the frame since the last ``reset``/``flush``.
         image_bgr: the frame's image as pushed (for overlays; not copied).
+        suppressed_joints: joints set to score 0 because another person's same joint coincided
+            (:mod:`~tdmi_core.runtime.shared_joints`).
     """
 
     token: Any
     poses: list[PersonPose] = field(default_factory=list)
     frame_index: int = -1
     image_bgr: np.ndarray | None = None
+    suppressed_joints: int = 0
 
 
 @dataclass(frozen=True)

@@ -124,7 +124,7 @@ class _Stream:
 def _feature_cache_bytes(est: StreamingPoseEstimator) -> int:
     seen: set[int] = set()
     total = 0
-    for t in est.cached_features():
+    for t in (tensor for entry in est.cached_features() for tensor in entry):
         ptr = t.untyped_storage().data_ptr()
         if ptr not in seen:
             seen.add(ptr)

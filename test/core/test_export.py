@@ -26,10 +26,11 @@ ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 
 
-def _scaled_random_model(head: str = "tdmi"):
+def _scaled_random_model(head: str = "tdmi", tde_stride: int = 1):
     """Lite architecture at 64x64 with O(1) activations and large DCN offsets, so mismatches show."""
     torch.manual_seed(0)
-    cfg = load_model_config("tdmi_lite", input_size_hw=(64, 64), heatmap_size_hw=(16, 16), head=head)
+    cfg = load_model_config("tdmi_lite", input_size_hw=(64, 64), heatmap_size_hw=(16, 16), head=head,
+                            tde_stride=tde_stride)
     model = build_model(cfg).eval()
     with torch.no_grad():
         for m in model.modules():
@@ -44,9 +45,9 @@ def _scaled_random_model(head: str = "tdmi"):
     return model
 
 
-def _eager(model, part: str, x: torch.Tensor) -> torch.Tensor:
+def _eager(model, part: str, inputs: tuple[torch.Tensor, ...]) -> torch.Tensor:
     with torch.no_grad():
-        return model.backbone(x) if part == "backbone" else model.temporal_head(x)
+        return model.backbone(*inputs) if part == "backbone" else model.temporal_head.forward_split(*inputs)
 
 
 def _close(got: np.ndarray | torch.Tensor, want: torch.Tensor, rel: float) -> None:
@@ -74,7 +75,7 @@ def test_torch_export_dynamic_batch_round_trip(model, part: str) -> None:
     module = program.module()
     for batch in (1, 3, 6):
         x = example_input(model, part, batch)
-        _close(module(x).detach(), _eager(model, part, x), rel=1e-5)
+        _close(module(*x).detach(), _eager(model, part, x), rel=1e-5)
 
 
 def test_export_rejects_batch_one_example(model) -> None:
@@ -88,14 +89,14 @@ def test_onnx_round_trip_on_onnxruntime(model, onnx_files, part: str) -> None:
     proto = onnx.load(str(path))
     onnx.checker.check_model(proto, full_check=True)
     assert max(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")) == ONNX_OPSET
-    assert [i.name for i in proto.graph.input] == [IO_NAMES[part][0]]
+    assert [i.name for i in proto.graph.input] == list(IO_NAMES[part][0])
     assert [o.name for o in proto.graph.output] == [IO_NAMES[part][1]]
     n_deform = sum(node.op_type == "DeformConv" for node in proto.graph.node)
     assert n_deform == (4 if part == "temporal_head" else 0)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     for batch in (1, 4):
         x = example_input(model, part, batch)
-        got = session.run(None, {IO_NAMES[part][0]: x.numpy()})[0]
+        got = session.run(None, {name: t.numpy() for name, t in zip(IO_NAMES[part][0], x)})[0]
         _close(got, _eager(model, part, x), rel=1e-4)
 
 
@@ -134,18 +135,26 @@ def test_onnx_deform_conv_layout_matches_torchvision(tmp_path: Path) -> None:
         assert (layer(x, swapped, mask) - want).abs().max() > 0.1
 
 
-def test_tdmi_st_temporal_head_exports(tmp_path: Path) -> None:
-    model = _scaled_random_model(head="tdmi_st")
-    path = export_onnx(model, "temporal_head", tmp_path / "st.onnx")
+@pytest.mark.parametrize("head, tde_stride", [("tdmi_st", 1), ("tdmi", 2)])
+def test_other_temporal_heads_export(tmp_path: Path, head: str, tde_stride: int) -> None:
+    model = _scaled_random_model(head=head, tde_stride=tde_stride)
+    path = export_onnx(model, "temporal_head", tmp_path / "head.onnx")
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     x = example_input(model, "temporal_head", 2)
-    _close(session.run(None, {"window": x.numpy()})[0], _eager(model, "temporal_head", x), rel=1e-4)
+    feeds = {name: t.numpy() for name, t in zip(("motion", "visual"), x)}
+    _close(session.run(None, feeds)[0], _eager(model, "temporal_head", x), rel=1e-4)
 
 
-def test_heatmaps_only_wrapper_matches_head(model) -> None:
-    x = example_input(model, "temporal_head", 2)
+@pytest.mark.parametrize("head, tde_stride", [("tdmi", 1), ("tdmi", 2), ("tdmi_st", 1), ("tdmi_st", 2)])
+def test_split_inputs_give_the_whole_window_heatmaps(head: str, tde_stride: int) -> None:
+    """What runtimes run (pooled stage features + the visual frames' final stage) equals the head on the window."""
+    model = _scaled_random_model(head=head, tde_stride=tde_stride)
+    window = torch.randn(2, model.cfg.num_frames, 4, model.cfg.width, 16, 16)
+    motion, visual = model.temporal_head.split_inputs(window)
+    assert motion.shape[-2:] == (16 // tde_stride, 16 // tde_stride)
+    assert visual.shape[1] == (model.cfg.num_frames if head == "tdmi_st" else 1)
     with torch.no_grad():
-        torch.testing.assert_close(HeatmapsOnly(model.temporal_head)(x), model.temporal_head(x))
+        torch.testing.assert_close(HeatmapsOnly(model.temporal_head)(motion, visual), model.temporal_head(window))
 
 
 def test_export_traces_torchvision_dcn_whatever_the_impl(model, tmp_path: Path) -> None:

@@ -31,16 +31,16 @@ class RecordingBackend:
         self.inner = inner
         self.name, self.device, self.input_dtype, self.max_batch = inner.name, inner.device, inner.input_dtype, None
         self.heads: list[torch.Tensor] = []
-        self.windows: list[torch.Tensor] = []
+        self.windows: list[tuple[torch.Tensor, torch.Tensor]] = []  # the head's (motion, visual) inputs
         self.backbone_batches: list[int] = []
 
     def backbone(self, crops: torch.Tensor) -> torch.Tensor:
         self.backbone_batches.append(crops.shape[0])
         return self.inner.backbone(crops)
 
-    def temporal_head(self, windows: torch.Tensor) -> torch.Tensor:
-        self.windows.append(windows.clone())
-        out = self.inner.temporal_head(windows)
+    def temporal_head(self, motion: torch.Tensor, visual: torch.Tensor) -> torch.Tensor:
+        self.windows.append((motion.clone(), visual.clone()))
+        out = self.inner.temporal_head(motion, visual)
         self.heads.append(out.clone())
         return out
 
@@ -272,7 +272,10 @@ def test_causal_window_is_emitted_at_its_own_push_and_equals_recompute(causal_mo
             else:  # the key frame (last) is cropped with its own box: its features are the exact ones
                 with torch.inference_mode():
                     key_features = model.backbone(normalized_crops(cfg, images, [i], key_crop))[0]
-                torch.testing.assert_close(backend.windows[-1][j, cfg.key_index], key_features, rtol=1e-4, atol=1e-5)
+                motion, visual = backend.windows[-1]
+                want_motion = model.temporal_head.tde.pool(key_features)
+                torch.testing.assert_close(motion[j, cfg.key_index], want_motion, rtol=1e-4, atol=1e-5)
+                torch.testing.assert_close(visual[j, 0], key_features[-1], rtol=1e-4, atol=1e-5)
     assert est.flush() == [] and est.num_buffered_frames == 0
     person_frames = sum(len(b) for b in boxes)
     if mode == "aligned":  # one backbone pass per person-frame (+ frame 0 and 1 for person 1's first window)
@@ -409,11 +412,11 @@ class PeakBackend:
         h, w = self.cfg.heatmap_size_hw
         return torch.zeros(crops.shape[0], 4, self.cfg.width, h, w)
 
-    def temporal_head(self, windows: torch.Tensor) -> torch.Tensor:
+    def temporal_head(self, motion: torch.Tensor, visual: torch.Tensor) -> torch.Tensor:
         m = self.matrices.pop(0)
         kp = np.repeat(transform_points(self.point[None], m), 17, axis=0)
         hm, _ = self.codec.encode(kp, np.ones(17))
-        return torch.from_numpy(hm)[None].expand(windows.shape[0], -1, -1, -1)
+        return torch.from_numpy(hm)[None].expand(motion.shape[0], -1, -1, -1)
 
 
 def test_keypoints_come_back_in_image_pixels(model_and_cfg) -> None:

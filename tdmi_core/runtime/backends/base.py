@@ -39,6 +39,11 @@ class Backend(Protocol):
         """``crops[B, 3, H, W]`` (RGB, ImageNet-normalised) → ``features[B, S, C, H/4, W/4]``."""
         ...
 
-    def temporal_head(self, windows: Tensor) -> Tensor:
-        """``windows[B, T, S, C, h, w]`` (key frame at index T // 2) → ``heatmaps[B, K, h, w]``."""
+    def temporal_head(self, motion: Tensor, visual: Tensor) -> Tensor:
+        """The head on a window's split inputs (``TemporalHead.split_inputs``) → ``heatmaps[B, K, h, w]``.
+
+        ``motion[B, T, S, C, h', w']``: every window frame's stage features pooled for the TDE;
+        ``visual[B, V, C, h, w]``: the final-stage features of the frames the visual feature reads
+        (the key frame for TDMI, all for TDMI-ST).
+        """
         ...

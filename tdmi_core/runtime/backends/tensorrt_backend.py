@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from tdmi_core.models.export import HeatmapsOnly
+from tdmi_core.models.export import HeatmapsOnly, input_shapes
 from tdmi_core.runtime.engine_cache import EngineCache, EngineKey, model_fingerprint
 
 _logger = logging.getLogger(__name__)
@@ -115,58 +115,60 @@ class TensorRTBackend:
         model = model.eval().to(self.device, self.input_dtype)
         model_hash = model_fingerprint(model, model_cfg)
         env = tensorrt_environment(torch_tensorrt, self.device)
-        h, w = model_cfg.input_size_hw
-        hh, hw = model_cfg.heatmap_size_hw
-        parts = {
-            "backbone": (model.backbone, (3, h, w)),
-            "head": (HeatmapsOnly(model.temporal_head).eval(), (model_cfg.num_frames, 4, model_cfg.width, hh, hw)),
+        parts = {  # part -> (module, input shapes without batch)
+            "backbone": (model.backbone, input_shapes(model, "backbone")),
+            "head": (HeatmapsOnly(model.temporal_head).eval(), input_shapes(model, "temporal_head")),
         }
         cache = EngineCache(cache_dir, extension="ep")
         steps = [(part, what) for part in parts for what in ("load or build", "warm up")]
         progress = _progress(len(steps), show_progress, desc=f"TensorRT {model_cfg.name} {precision}")
         self._programs: dict[str, Any] = {}
         try:
-            for part, (module, shape) in parts.items():
+            for part, (module, shapes) in parts.items():
+                # the number of inputs in the key: programs of an older input layout are not reused
                 key = EngineKey(
                     part=part,
                     model_hash=model_hash,
                     model_name=str(model_cfg.name),
                     precision=precision,
-                    min_shape=(bmin, *shape),
-                    opt_shape=(bopt, *shape),
-                    max_shape=(bmax, *shape),
-                    **env,
+                    min_shape=(bmin, *shapes[0]),
+                    opt_shape=(bopt, *shapes[0]),
+                    max_shape=(bmax, *shapes[0]),
+                    **{**env, "compiler": f"{env['compiler']}-inputs{len(shapes)}"},
                 )
                 progress.set_postfix_str(f"{part}: load or build")
-                self._programs[part] = self._load_or_build(cache, key, module, rebuild)
+                self._programs[part] = self._load_or_build(cache, key, module, shapes, rebuild)
                 progress.update(1)
                 progress.set_postfix_str(f"{part}: warm up")
                 if warmup:
-                    self._warmup(part, shape)
+                    self._warmup(part, shapes)
                 progress.update(1)
         finally:
             progress.close()
         _logger.info("TensorRTBackend ready: %s on %s", self.name, env["device"])
 
-    def _inputs(self, key: EngineKey, module: nn.Module) -> list[Any]:
-        # Named like forward's parameter: torch_tensorrt.save(retrace=True) derives dynamic_shapes from it.
-        name = next(iter(inspect.signature(module.forward).parameters))
+    def _inputs(self, module: nn.Module, shapes: tuple[tuple[int, ...], ...]) -> list[Any]:
+        # Named like forward's parameters: torch_tensorrt.save(retrace=True) derives dynamic_shapes from them.
+        names = list(inspect.signature(module.forward).parameters)
+        bmin, bopt, bmax = self.batch_range
         return [
             self._tt.Input(
-                min_shape=key.min_shape,
-                opt_shape=key.opt_shape,
-                max_shape=key.max_shape,
+                min_shape=(bmin, *shape),
+                opt_shape=(bopt, *shape),
+                max_shape=(bmax, *shape),
                 dtype=self.input_dtype,
                 name=name,
             )
+            for name, shape in zip(names, shapes)
         ]
 
-    def _load_or_build(self, cache: EngineCache, key: EngineKey, module: nn.Module, rebuild: bool) -> Any:
+    def _load_or_build(self, cache: EngineCache, key: EngineKey, module: nn.Module,
+                       shapes: tuple[tuple[int, ...], ...], rebuild: bool) -> Any:
         path = None if rebuild else cache.lookup(key)
         if path is not None:
             _logger.info("loading cached TensorRT program %s", path)
             return self._tt.load(str(path)).module()
-        inputs = self._inputs(key, module)
+        inputs = self._inputs(module, shapes)
         _logger.info(
             "building TensorRT %s program for batch %s..%s (opt %s), %s: this takes minutes once per GPU/model",
             key.part, key.min_shape[0], key.max_shape[0], key.opt_shape[0], key.precision,
@@ -175,11 +177,13 @@ class TensorRTBackend:
         bmin, bmax = key.min_shape[0], key.max_shape[0]
         # torch.export specialises a size-1 example axis, so trace with batch >= 2 when the range allows.
         example_batch = min(max(2, key.opt_shape[0]), bmax)
-        example = torch.randn((example_batch, *key.opt_shape[1:]), device=self.device, dtype=self.input_dtype)
-        dynamic = None if bmin == bmax else ({0: torch.export.Dim("batch", min=bmin, max=bmax)},)
+        examples = tuple(torch.randn((example_batch, *shape), device=self.device, dtype=self.input_dtype)
+                         for shape in shapes)
+        batch = torch.export.Dim("batch", min=bmin, max=bmax)
+        dynamic = None if bmin == bmax else tuple({0: batch} for _ in shapes)
         with self._builder_monitor():
             compiled = self._tt.dynamo.compile(
-                torch.export.export(module, (example,), dynamic_shapes=dynamic),
+                torch.export.export(module, examples, dynamic_shapes=dynamic),
                 arg_inputs=inputs,
                 use_explicit_typing=True,  # the module and inputs carry the precision (FP16 weights and inputs)
                 min_block_size=self._min_block_size,
@@ -206,10 +210,10 @@ class TensorRTBackend:
             return contextlib.nullcontext()
 
     @torch.inference_mode()
-    def _warmup(self, part: str, shape: tuple[int, ...]) -> None:
+    def _warmup(self, part: str, shapes: tuple[tuple[int, ...], ...]) -> None:
         bmin, _, bmax = self.batch_range
         for b in range(bmin, bmax + 1):
-            self._programs[part](torch.zeros((b, *shape), device=self.device, dtype=self.input_dtype))
+            self._programs[part](*(torch.zeros((b, *shape), device=self.device, dtype=self.input_dtype) for shape in shapes))
         torch.cuda.synchronize(self.device)
 
     @torch.inference_mode()
@@ -218,9 +222,9 @@ class TensorRTBackend:
         return self._programs["backbone"](crops.to(self.device, self.input_dtype).contiguous())
 
     @torch.inference_mode()
-    def temporal_head(self, windows: Tensor) -> Tensor:
-        """``windows[B, T, S, C, h, w]`` → ``heatmaps[B, K, h, w]`` on the GPU."""
-        return self._programs["head"](windows.to(self.device, self.input_dtype).contiguous())
+    def temporal_head(self, motion: Tensor, visual: Tensor) -> Tensor:
+        """``motion[B, T, S, C, h', w']``, ``visual[B, V, C, h, w]`` → ``heatmaps[B, K, h, w]`` on the GPU."""
+        return self._programs["head"](*(x.to(self.device, self.input_dtype).contiguous() for x in (motion, visual)))
 
 
 class _NoProgress:

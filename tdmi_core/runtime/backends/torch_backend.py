@@ -70,6 +70,6 @@ class TorchBackend:
         return self.model.backbone(crops).contiguous()
 
     @torch.inference_mode()
-    def temporal_head(self, windows: Tensor) -> Tensor:
-        """``windows[B, T, S, C, h, w]`` → ``heatmaps[B, K, h, w]``."""
-        return self.model.temporal_head(windows.to(self.head_dtype))
+    def temporal_head(self, motion: Tensor, visual: Tensor) -> Tensor:
+        """``motion[B, T, S, C, h', w']``, ``visual[B, V, C, h, w]`` → ``heatmaps[B, K, h, w]``."""
+        return self.model.temporal_head.forward_split(motion.to(self.head_dtype), visual.to(self.head_dtype))
