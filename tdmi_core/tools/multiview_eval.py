@@ -148,15 +148,18 @@ def load_model(path: str, single_frame: bool):
     return (as_single_frame_model(model) if single_frame else model), cfg
 
 
-def run_model(tracks: CameraTracks, weights: str, single_frame: bool, threads: int = 1) -> tuple[list[np.ndarray], float]:
-    """A TDMI weights file through the runtime with the node's defaults (ONNX Runtime, aligned mode), on the
-    shared tracks; twins as ``runtime.single_frame`` serves them (every window the key frame repeated)."""
+def run_model(tracks: CameraTracks, weights: str, single_frame: bool, threads: int = 1,
+              shared_joint_distance: float = 0.1) -> tuple[list[np.ndarray], float]:
+    """A TDMI weights file through the runtime with the node's defaults (ONNX Runtime, aligned mode, shared-joint
+    suppression), on the shared tracks; twins as ``runtime.single_frame`` serves them (every window the key
+    frame repeated)."""
     from tdmi_core.runtime.config import load_runtime_config
     from tdmi_core.runtime.loading import build_estimator
     from tdmi_core.runtime.types import TrackedBox
 
     estimator, description = build_estimator(load_runtime_config(
-        {"weights": weights, "single_frame": single_frame, "num_threads": threads}))
+        {"weights": weights, "single_frame": single_frame, "num_threads": threads,
+         "shared_joint_distance": shared_joint_distance}))
     logger.info("running %s", description)
     out: list[np.ndarray | None] = [None] * len(tracks.frames)
 
@@ -299,6 +302,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="the template's source (the training set)")
     parser.add_argument("--max-frames", type=int, default=None)
     parser.add_argument("--threads", type=int, default=1, help="ONNX Runtime / torch threads (1 = the table's timing)")
+    parser.add_argument("--shared-joint-distance", type=float, default=0.1,
+                        help="TDMI models: the runtime's shared-joint suppression radius (÷ box height; 0 = off)")
     parser.add_argument("--out", type=Path, default=Path("runs/multiview"))
     parser.add_argument("--calib", type=Path, help="the rig's calibration (Calib.qca.txt or .json): then print the table")
     parser.add_argument("--pred", nargs="*", default=[], metavar="NAME=FILE",
@@ -349,7 +354,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             add("mediapipe", camera, tracks, *run_mediapipe(tracks))
         for name, weights in models:
             single = name.endswith("_single_frame")
-            add(name, camera, tracks, *run_model(tracks, weights, single, args.threads))
+            add(name, camera, tracks, *run_model(tracks, weights, single, args.threads, args.shared_joint_distance))
             if args.degrade:
                 add(f"{name}_degraded", camera, tracks, run_model_degraded(tracks, weights, single), None)
             logger.info("%s: %s done", camera, name)
