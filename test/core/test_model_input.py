@@ -21,15 +21,15 @@ FIXTURES = Path(__file__).resolve().parents[1] / "data" / "posetrack_train"
 
 
 def served_windows(window: str, delta: int, pushes: int, flush: bool) -> list[torch.Tensor]:
-    """``[T, S, C, h, w]`` features of every window a tiny model's head gets from the runtime, for
-    ``pushes`` random frames with one still person (one crop box: equal frames give equal features)."""
+    """``[T, S, C, h', w']`` (pooled) stage features of every window a tiny model's head gets from the runtime,
+    for ``pushes`` random frames with one still person (one crop box: equal frames give equal features)."""
     cfg = load_model_config("tdmi_lite", name=f"tiny_{window}", width=8, input_size_hw=(64, 64),
                             heatmap_size_hw=(16, 16), rdm_hidden=8, delta=delta, window=window)
     torch.manual_seed(0)
     backend = TorchBackend(build_model(cfg).eval())
     windows: list[torch.Tensor] = []
     head = backend.temporal_head
-    backend.temporal_head = lambda w: windows.append(w[0].clone()) or head(w)
+    backend.temporal_head = lambda motion, visual: windows.append(motion[0].clone()) or head(motion, visual)
     est = StreamingPoseEstimator(backend, cfg)
     rng = np.random.default_rng(0)
     box = TrackedBox(0, [10.0, 10.0, 50.0, 70.0])
