@@ -144,6 +144,17 @@ class OffsetMaskPredictor(nn.Module):
         return out[:, : self.num_offsets], torch.sigmoid(out[:, self.num_offsets :])
 
 
+def pool_stage_features(features: Tensor, stride: int) -> Tensor:
+    """``features[..., C, h, w]`` average-pooled by ``stride`` (any leading dims; identity when 1).
+
+    The TDE's input rule. Pooling is per frame, so a runtime pools each frame's features once and
+    reuses them in every window that reads the frame.
+    """
+    if stride == 1:
+        return features
+    return F.avg_pool2d(features.flatten(0, -4), stride).unflatten(0, features.shape[:-3])
+
+
 class TemporalDifferenceEncoder(nn.Module):
     """TDE: window stage features ``[B, T, 4, C, h, w]`` -> motion feature ``M[B, C, h, w]``."""
 
@@ -177,15 +188,8 @@ class TemporalDifferenceEncoder(nn.Module):
         return out
 
     def pool(self, window: Tensor) -> Tensor:
-        """The stage features the TDE reads: ``window[..., C, h, w]`` average-pooled by ``stride`` (any leading dims).
-
-        Pooling is per frame, so a runtime can pool each frame's features once and reuse them in
-        every window (identity when ``stride`` is 1).
-        """
-        s = self.cfg.stride
-        if s == 1:
-            return window
-        return F.avg_pool2d(window.flatten(0, -4), s).unflatten(0, window.shape[:-3])
+        """The stage features the TDE reads: :func:`pool_stage_features` with this TDE's stride."""
+        return pool_stage_features(window, self.cfg.stride)
 
     def encode(self, pooled: Tensor, out_hw: tuple[int, int]) -> Tensor:
         """Eqs. 1-5 on pooled stage features ``[B, T, 4, C, h/s, w/s]`` -> ``M[B, C, h, w]`` (``out_hw`` = (h, w))."""

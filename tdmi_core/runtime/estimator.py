@@ -47,11 +47,11 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from tdmi_core.codec import HeatmapCodec
 from tdmi_core.model_input import window_frames, window_span
+from tdmi_core.models.tde import pool_stage_features
 from tdmi_core.runtime.align import align_features, feature_affine
 from tdmi_core.runtime.backends.base import Backend
 from tdmi_core.runtime.buffers import FrameFeatures, FrameRecord, StreamState, TrackState
@@ -336,7 +336,7 @@ class StreamingPoseEstimator:
         if jobs:
             crops = self._crop_batch([image for *_, image in jobs.values()], [c.matrix for _, _, c, _ in jobs.values()])
             feats = self._run_chunked(self.backend.backbone, self._normalizer()(crops))
-            motion, visual = self._pool(feats), feats[:, -1].clone()  # the other stages are not kept
+            motion, visual = pool_stage_features(feats, self.motion_stride), feats[:, -1].clone()  # the other stages are not kept
             self.stats.backbone_calls += 1
             self.stats.backbone_crops += len(jobs)
             for n, (cache, i, crop, _) in enumerate(jobs.values()):
@@ -367,13 +367,6 @@ class StreamingPoseEstimator:
         b = len(windows)
         return (self._window_batch("motion", motions).unflatten(0, (b, len(windows[0].frames))),
                 self._window_batch("visual", visuals).unflatten(0, (b, len(self.visual_frames))))
-
-    def _pool(self, features: Tensor) -> Tensor:
-        """``[N, S, C, h, w]`` -> the TDE's pooled stage features (the model's ``tde.pool``: average, ``tde_stride``)."""
-        s = self.motion_stride
-        if s == 1:
-            return features
-        return F.avg_pool2d(features.flatten(0, 1), s).unflatten(0, features.shape[:2])
 
     def _source_crop(self, window: _Window, frame: int) -> CropBox:
         """The crop box whose features stand for ``frame`` in ``window``.
