@@ -325,22 +325,7 @@ class StreamingPoseEstimator:
         """The head's inputs for ``windows``: motion ``[B, T, S, C, h', w']`` and visual ``[B, V, C, h, w]``
         (``TemporalHead.split_inputs``), computing missing features in one batched backbone call."""
         caches = [w.state.features if self.cache_features else {} for w in windows]
-        jobs: dict[tuple[int, int, tuple], tuple[dict, int, CropBox, np.ndarray]] = {}
-        for w, cache in zip(windows, caches):
-            for i in w.frames:
-                crop = self._source_crop(w, i)
-                if (i, crop.key) not in cache:
-                    if self.mode == "aligned":
-                        w.state.canvases[i] = crop
-                    jobs.setdefault((id(cache), i, crop.key), (cache, i, crop, w.stream.frames[i].image))
-        if jobs:
-            crops = self._crop_batch([image for *_, image in jobs.values()], [c.matrix for _, _, c, _ in jobs.values()])
-            feats = self._run_chunked(self.backend.backbone, self._normalizer()(crops))
-            motion, visual = pool_stage_features(feats, self.motion_stride), feats[:, -1].clone()  # the other stages are not kept
-            self.stats.backbone_calls += 1
-            self.stats.backbone_crops += len(jobs)
-            for n, (cache, i, crop, _) in enumerate(jobs.values()):
-                cache[(i, crop.key)] = FrameFeatures(motion[n], visual[n])
+        self._compute_missing_features(windows, caches)
         motions: list[Tensor] = []
         visuals: list[Tensor] = []
         moved: dict[str, list[tuple[int, Tensor, np.ndarray]]] = {"motion": [], "visual": []}  # to resample
@@ -359,14 +344,40 @@ class StreamingPoseEstimator:
                                                feature_affine(source, w.crop, FEATURE_STRIDE)))
                     visuals.append(entry.visual)
         for kind, out in (("motion", motions), ("visual", visuals)):
-            if moved[kind]:
-                aligned = align_features(torch.stack([f for _, f, _ in moved[kind]]), np.stack([a for *_, a in moved[kind]]))
-                for (position, _, _), feature in zip(moved[kind], aligned):
-                    out[position] = feature if kind == "motion" else feature[0]
+            self._resample_into(out, moved[kind], squeeze=kind == "visual")
         self.stats.aligned_features += len(moved["motion"])  # window frames resampled
         b = len(windows)
         return (self._window_batch("motion", motions).unflatten(0, (b, len(windows[0].frames))),
                 self._window_batch("visual", visuals).unflatten(0, (b, len(self.visual_frames))))
+
+    def _compute_missing_features(self, windows: list[_Window], caches: list[dict]) -> None:
+        """Crop every (frame, crop box) the windows need and ``caches`` lack; one backbone call for all."""
+        jobs: dict[tuple[int, int, tuple], tuple[dict, int, CropBox, np.ndarray]] = {}
+        for w, cache in zip(windows, caches):
+            for i in w.frames:
+                crop = self._source_crop(w, i)
+                if (i, crop.key) not in cache:
+                    if self.mode == "aligned":
+                        w.state.canvases[i] = crop
+                    jobs.setdefault((id(cache), i, crop.key), (cache, i, crop, w.stream.frames[i].image))
+        if not jobs:
+            return
+        crops = self._crop_batch([image for *_, image in jobs.values()], [c.matrix for _, _, c, _ in jobs.values()])
+        feats = self._run_chunked(self.backend.backbone, self._normalizer()(crops))
+        motion, visual = pool_stage_features(feats, self.motion_stride), feats[:, -1].clone()  # the other stages are not kept
+        self.stats.backbone_calls += 1
+        self.stats.backbone_crops += len(jobs)
+        for n, (cache, i, crop, _) in enumerate(jobs.values()):
+            cache[(i, crop.key)] = FrameFeatures(motion[n], visual[n])
+
+    @staticmethod
+    def _resample_into(out: list[Tensor], moved: list[tuple[int, Tensor, np.ndarray]], squeeze: bool) -> None:
+        """Replace ``out[position]`` by its features resampled through its affine, all in one call."""
+        if not moved:
+            return
+        aligned = align_features(torch.stack([f for _, f, _ in moved]), np.stack([a for *_, a in moved]))
+        for (position, _, _), feature in zip(moved, aligned):
+            out[position] = feature[0] if squeeze else feature
 
     def _source_crop(self, window: _Window, frame: int) -> CropBox:
         """The crop box whose features stand for ``frame`` in ``window``.
