@@ -192,15 +192,20 @@ def main(argv: list[str] | None = None) -> int:
         node.create_subscription(Image, "poses/image", writer.write,
                                  QoSProfile(depth=20, reliability=ReliabilityPolicy.RELIABLE))
         answered: list[float] = []  # receipt times of /poses messages
-        node.create_subscription(Skeleton2DArray, "poses", lambda _msg: answered.append(time.monotonic()),
-                                 QoSProfile(depth=20, reliability=ReliabilityPolicy.RELIABLE))
+        poses_sub = node.create_subscription(Skeleton2DArray, "poses", lambda _msg: answered.append(time.monotonic()),
+                                             QoSProfile(depth=20, reliability=ReliabilityPolicy.RELIABLE))
         boxes_by_stamp: dict[int, int] = {}
-        node.create_subscription(
+        detections_sub = node.create_subscription(
             PersonDetectionArray, "detections",
             lambda msg: boxes_by_stamp.__setitem__(stamp_to_ns(msg.header.stamp), len(msg.detections)),
             QoSProfile(depth=20, reliability=ReliabilityPolicy.RELIABLE))
-        # the video starts once the recorder hears /poses (with this viewer: 2 subscribers), so no frame's
-        # poses are published before anyone records them
+
+        def ready_for_video() -> bool:
+            """The recorder hears /poses (with this viewer: 2 subscribers) and the pose node's and the detector's
+            outputs have matched this viewer: nothing published before its readers matched is delivered."""
+            return (node.count_subscribers("poses") >= 2 and poses_sub.get_publisher_count() >= 1
+                    and detections_sub.get_publisher_count() >= 1)
+
         group.start([cmd for name, cmd in commands.items() if name != VIDEO])
         video_done_at: float | None = None
         try:
@@ -211,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
                     _logger.error("process %s failed with exit code %s", *next(iter(failed.items())))
                     code = 1
                     break
-                if VIDEO not in group.procs and node.count_subscribers("poses") >= 2:
+                if VIDEO not in group.procs and ready_for_video():
                     group.start([commands[VIDEO]])
                 if VIDEO in group.poll():
                     video_done_at = video_done_at or time.monotonic()

@@ -12,7 +12,8 @@ children still running after ``--shutdown-timeout-s`` get SIGTERM, then SIGKILL.
 SIGINT/SIGTERM held until their own handlers are in place (:mod:`tdmi_ros.shutdown`), so a signal
 during their start-up is not lost and does not kill them. If the pose node (or a companion) exits
 with an error, the others are stopped and ``tdmi-pose`` exits with that code; so it does if a
-child ends badly while being stopped.
+child ends badly while being stopped. If ``tdmi-pose`` itself dies without stopping them (SIGKILL, a
+crash), Linux sends each child SIGTERM (:func:`tdmi_ros.shutdown.follow_parent`): no node is left running.
 
     tdmi-pose --config config/pose.yaml --video assets/videos/vtest.avi --detector
 """
@@ -25,6 +26,7 @@ if __name__ == "__main__":  # a program: a signal during the imports below waits
 
 import argparse
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -34,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from tdmi_ros.resources import resolve_data_file
-from tdmi_ros.shutdown import StopRequest, run_program, stop_signals_held
+from tdmi_ros.shutdown import PARENT_PID_ENV, StopRequest, run_program, stop_signals_held
 
 _logger = logging.getLogger("tdmi_pose_launch")
 
@@ -172,7 +174,8 @@ class ProcessGroup:
         for cmd in commands:
             _logger.info("starting %s: %s", cmd.label, " ".join(cmd.argv()))
             with stop_signals_held():  # a signal during the child's start-up waits for its handlers
-                self.procs[cmd.label] = subprocess.Popen(cmd.argv(), start_new_session=True)
+                self.procs[cmd.label] = subprocess.Popen(
+                    cmd.argv(), start_new_session=True, env={**os.environ, PARENT_PID_ENV: str(os.getpid())})
 
     def poll(self) -> dict[str, int]:
         """Exit codes of the children that have finished."""

@@ -13,7 +13,10 @@ The moments before Python runs our first line cannot be handled from inside the 
   child inherits the mask and keeps it across ``exec``): a signal during their start-up waits,
   pending, until :func:`run_program` unblocks it;
 - started as ``python -m tdmi_ros.<program>``, each program blocks them on its first line, before
-  its slow imports (rclpy, OpenCV, torch).
+  its slow imports (rclpy, OpenCV, torch);
+- its children run in their own sessions, so a ``tdmi-pose`` that dies without stopping them
+  (SIGKILL, a crash) could leave them running: a child it started (``TDMI_PARENT_PID`` set) asks
+  Linux for SIGTERM when that parent dies (:func:`follow_parent`).
 
 Usage, in a program's ``main``::
 
@@ -22,8 +25,11 @@ Usage, in a program's ``main``::
 """
 from __future__ import annotations
 
+import ctypes
 import faulthandler
+import os
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -32,14 +38,32 @@ from typing import Any, TypeVar
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 NodeT = TypeVar("NodeT")
 SPIN_SLICE_S = 0.1  # how long a signal may wait for the spinning thread to look at it
+PARENT_PID_ENV = "TDMI_PARENT_PID"  # set by tdmi-pose for the programs it starts
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def hold_stop_signals() -> None:
     """Block SIGINT/SIGTERM in the calling thread until :func:`run_program` takes them over.
 
     Blocked signals stay pending rather than lost; threads started meanwhile inherit the mask.
+    Also :func:`follow_parent`.
     """
     signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    follow_parent()
+
+
+def follow_parent() -> None:
+    """When started by ``tdmi-pose`` (``TDMI_PARENT_PID`` set): SIGTERM this process when that parent dies.
+
+    Linux only (``PR_SET_PDEATHSIG``); the SIGTERM is a normal stop request (held until
+    :func:`run_program`). The variable is removed so programs this one starts do not inherit it.
+    """
+    parent = os.environ.pop(PARENT_PID_ENV, None)
+    if parent is None or not sys.platform.startswith("linux"):
+        return
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != int(parent):  # it died before prctl: no signal will come
+        sys.exit(f"parent process {parent} (tdmi-pose) exited before this program started")
 
 
 @contextmanager

@@ -31,12 +31,14 @@ class RosHarness:
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
 
-    def spin_until(self, predicate: Callable[[], bool], timeout_s: float, what: str = "condition") -> None:
-        """Spin the executor until ``predicate()`` is true; fail the test after ``timeout_s``."""
+    def spin_until(self, predicate: Callable[[], bool], timeout_s: float,
+                   what: str | Callable[[], str] = "condition") -> None:
+        """Spin the executor until ``predicate()`` is true; fail the test after ``timeout_s``
+        (``what`` may be a callable, for a message describing the state at the timeout)."""
         deadline = time.monotonic() + timeout_s
         while not predicate():
             if time.monotonic() > deadline:
-                pytest.fail(f"timed out after {timeout_s:.1f} s waiting for {what}")
+                pytest.fail(f"timed out after {timeout_s:.1f} s waiting for {what() if callable(what) else what}")
             self.executor.spin_once(timeout_sec=0.05)
 
     def spin_for(self, duration_s: float) -> None:

@@ -61,10 +61,17 @@ class Collector:
             self.image_stamps.append(stamp_to_ns(msg.header.stamp))
             self.image_sizes.add((msg.width, msg.height))
 
-        ros.node.create_subscription(Image, "image", on_image, qos)
-        ros.node.create_subscription(PersonDetectionArray, "detections", self.detections.append, qos)
-        ros.node.create_subscription(Skeleton2DArray, "poses", self.poses.append, qos)
-        ros.node.create_subscription(MarkerArray, "poses/markers", self.markers.append, qos)
+        self.subscriptions = [
+            ros.node.create_subscription(Image, "image", on_image, qos),
+            ros.node.create_subscription(PersonDetectionArray, "detections", self.detections.append, qos),
+            ros.node.create_subscription(Skeleton2DArray, "poses", self.poses.append, qos),
+            ros.node.create_subscription(MarkerArray, "poses/markers", self.markers.append, qos),
+        ]
+
+    def outputs_matched(self) -> bool:
+        """Whether the detector's and the pose node's outputs reach this test: a volatile topic delivers
+        nothing published before its reader matched, and discovery is not synchronised with the video."""
+        return all(sub.get_publisher_count() >= 1 for sub in self.subscriptions[1:])
 
 
 def check_tracks_stable(poses: list) -> tuple[int, int]:
@@ -94,13 +101,16 @@ def test_video_detector_pose_node_end_to_end(ros, procs, tmp_path, repo_root, vi
     pose = procs.start(["-m", "tdmi_ros.node", "--ros-args", "--params-file", str(params)], name="pose")
     detector = procs.start(["-m", "tdmi_ros.detector_node", "--ros-args", "--params-file", str(params)],
                            name="detector")
+    ros.spin_until(lambda: collector.outputs_matched() or pose.poll() is not None or detector.poll() is not None,
+                   120.0, "the detector's and the pose node's outputs to match this test's subscriptions")
     publisher = procs.start(["-m", "tdmi_ros.video_publisher", "--ros-args", "--params-file", str(params)],
                             name="video")
     ros.spin_until(lambda: publisher.poll() is not None or pose.poll() is not None or detector.poll() is not None,
                    120.0, "the video publisher to finish")
     assert publisher.returncode == 0, procs.log_text(publisher)
     ros.spin_until(lambda: len(collector.poses) >= N_FRAMES - DELTA or pose.poll() is not None, 120.0,
-                   f"{N_FRAMES - DELTA} pose messages")
+                   lambda: f"{N_FRAMES - DELTA} pose messages (have {len(collector.poses)} poses, "
+                   f"{len(collector.detections)} detections, {len(collector.image_stamps)} images)")
     ros.spin_for(0.5)
     assert pose.poll() is None and detector.poll() is None, procs.log_text(pose) + procs.log_text(detector)
 
@@ -169,6 +179,31 @@ def test_tdmi_pose_launcher_runs_the_demo_and_records(procs, tmp_path, repo_root
     assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps)
     assert any(r["skeletons"] for r in records)
     assert all(len(s["keypoints"]) == 17 for r in records for s in r["skeletons"])
+
+
+def test_tdmi_pose_children_stop_when_the_launcher_is_killed(procs, tmp_path, repo_root):
+    """SIGKILL cannot be forwarded: the children (own sessions) still get SIGTERM from the kernel and exit."""
+    import psutil
+
+    params = write_pose_params(tmp_path, repo_root)
+    log = tmp_path / "launcher.log"
+    launcher = _launcher(params, "--allow-untrained", "--record", str(tmp_path / "poses.jsonl"), log=log,
+                         cwd=repo_root, env=procs.env)
+    try:
+        deadline = time.monotonic() + 60
+        while "active:" not in log.read_text(errors="replace"):
+            assert launcher.poll() is None and time.monotonic() < deadline, log.read_text(errors="replace")
+            time.sleep(0.2)
+        children = _children(launcher.pid)
+        assert len(children) == 2  # the pose node and the recorder
+    finally:
+        launcher.kill()
+    launcher.wait(10)
+    _, alive = psutil.wait_procs(children, timeout=30)
+    orphans = [c.cmdline() for c in alive]
+    for c in alive:  # a failure must not leave them publishing into later tests
+        c.kill()
+    assert not orphans, f"orphaned after the launcher was killed: {orphans}"
 
 
 def test_tdmi_pose_launcher_forwards_sigint_and_reports_failures(procs, tmp_path, repo_root):
