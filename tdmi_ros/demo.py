@@ -167,7 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     })
     # a file, not a live camera: every frame is shown, however slow the machine (nothing skipped while busy)
     commands[DETECTOR] = with_params(commands[DETECTOR], {
-        "image_qos": "reliable", "max_pending": LOSSLESS_DEPTH})
+        "image_qos": "reliable", "max_pending": LOSSLESS_DEPTH,
+        "wait_for_subscribers": 2})  # pose node + this viewer
     commands[POSE] = with_params(commands[POSE], {
         "runtime.weights": str(args.weights), "publish_annotated_image": "true",
         "flush_after_idle_s": 1.0,  # publish the last delta frames once the video ends

@@ -16,6 +16,8 @@ if __name__ == "__main__":  # a program: a signal during the imports below waits
     hold_stop_signals()
 
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +48,10 @@ DETECTOR_PARAMS: dict[str, tuple[Any, str]] = {
     "long_side_px": (256, "MoveNet input long side (multiple of 32; larger finds smaller people, slower)."),
     "num_threads": (1, "Inference threads."),
     "max_pending": (1, "Images waiting while the detector is busy; more are skipped (oldest first)."),
+    "wait_for_subscribers": (0, "Hold the first detections until this many subscriptions have matched (demos and "
+                                "tests: a reader matched later would never get them)."),
 }
+WAIT_FOR_SUBSCRIBERS_S = 60.0  # then publish anyway, with a warning
 
 
 class DetectorNode(Node):
@@ -63,6 +68,8 @@ class DetectorNode(Node):
         self.pub = self.create_publisher(
             PersonDetectionArray, p["detections_topic"], QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
         )
+        self._readers_matched = int(p["wait_for_subscribers"]) <= 0
+        self._stopping = threading.Event()
         self.stats = PipelineStats()
         self.log = NodeLog(self.get_logger())
         self.guard = CallbackGuard(self.log, on_error=lambda name: self.stats.drop(f"callback_error_{name}"))
@@ -106,8 +113,20 @@ class DetectorNode(Node):
         except conv.InputError as e:
             raise DroppedFrame(f"image_{e.reason}", str(e)) from e
         dets = self.detector.detect(image)
+        if not self._readers_matched:
+            self._wait_for_readers()
         self.pub.publish(conv.boxes_to_detection_msg(dets.boxes_xyxy, dets.scores, msg.header))
         self.stats.tick("detected")
+
+    def _wait_for_readers(self) -> None:
+        """Worker thread, first detections only: until ``wait_for_subscribers`` readers have matched."""
+        wanted, deadline = int(self.p["wait_for_subscribers"]), time.monotonic() + WAIT_FOR_SUBSCRIBERS_S
+        while self.pub.get_subscription_count() < wanted and not self._stopping.wait(0.01):
+            if time.monotonic() > deadline:
+                self.get_logger().warning(f"only {self.pub.get_subscription_count()} of {wanted} detections "
+                                          f"subscribers after {WAIT_FOR_SUBSCRIBERS_S:.0f} s; publishing anyway")
+                break
+        self._readers_matched = True
 
     def _drop(self, reason: str, message: str) -> None:
         self.stats.drop(reason)
@@ -115,6 +134,7 @@ class DetectorNode(Node):
 
     def stop(self) -> None:
         """Stop the worker, free the detector and log what happened."""
+        self._stopping.set()
         self.worker.stop(5.0)
         # release the ONNX Runtime session now, not during interpreter finalization
         self.detector = None

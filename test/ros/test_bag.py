@@ -34,7 +34,8 @@ def run_params(tmp_path: Path, repo_root: Path, video: Path, movenet: Path) -> P
     config = yaml.safe_load(path.read_text())
     config["/**/tdmi_video_publisher"]["ros__parameters"].update(
         source=str(video), rate_hz=6.0, max_frames=N_FRAMES, resize_width=384, wait_for_subscribers=3)
-    config["/**/tdmi_detector"]["ros__parameters"].update(model_path=str(movenet), image_qos="reliable", max_pending=50)
+    config["/**/tdmi_detector"]["ros__parameters"].update(model_path=str(movenet), image_qos="reliable", max_pending=50,
+                                                           wait_for_subscribers=2)  # pose node + bag recorder
     path.write_text(yaml.safe_dump(config))
     return path
 
@@ -75,13 +76,15 @@ def test_record_a_real_video_run_then_replay_it_into_a_fresh_node(ros, procs, tm
     from tdmi_msgs.msg import Skeleton2DArray
 
     received: list = []
-    ros.node.create_subscription(Skeleton2DArray, "poses", received.append,
-                                 QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE))
+    poses_sub = ros.node.create_subscription(Skeleton2DArray, "poses", received.append,
+                                             QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE))
     params = run_params(tmp_path, repo_root, video, movenet)
     bag = tmp_path / "run"
     recorder = procs.start(["-m", "tdmi_ros.bag_recorder", "--output", str(bag), "poses", "image", "detections"],
                            name="recorder")
     pose = start_pose_node(procs, params, name="pose")
+    # /poses is volatile: what the node publishes before this test's reader matched never arrives
+    ros.spin_until(lambda: poses_sub.get_publisher_count() == 1, 60.0, "the pose node's /poses to match")
     for module in ("tdmi_ros.detector_node", "tdmi_ros.video_publisher"):  # the video waits for 3 subscribers
         procs.start(["-m", module, "--ros-args", "--params-file", str(params)], name=module)
     ros.spin_until(lambda: len(received) >= N_FRAMES or pose.poll() is not None, 180.0, f"{N_FRAMES} /poses")
@@ -109,7 +112,9 @@ def test_record_a_real_video_run_then_replay_it_into_a_fresh_node(ros, procs, tm
 
     # replay the inputs into a fresh node: the same /poses
     received.clear()
+    ros.spin_until(lambda: poses_sub.get_publisher_count() == 0, 60.0, "the stopped node's /poses to go")
     replay_node = start_pose_node(procs, params, name="pose_replay")
+    ros.spin_until(lambda: poses_sub.get_publisher_count() == 1, 60.0, "the replay node's /poses to match")
     player = procs.start(["-m", "tdmi_ros.bag_player", str(bag), "--topics", "/image", "/detections",
                           "--wait-for-subscribers", "1"], name="player")
     ros.spin_until(lambda: len(received) >= N_FRAMES or replay_node.poll() is not None, 120.0, "the replay's /poses")

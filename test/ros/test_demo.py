@@ -31,8 +31,9 @@ def test_demo_runs_end_to_end_with_shipped_weights(repo_root: Path, ros_env: dic
     assert "TDMI-ROS demo" in proc.stdout
 
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["video_frames_published"] == frames
-    assert summary["poses_messages"] == frames  # every frame, the last delta ones flushed at the end
+    log = proc.stdout[-3000:] + proc.stderr[-6000:]
+    assert summary["video_frames_published"] == frames, log
+    assert summary["poses_messages"] == frames, log  # every frame, the last delta ones flushed at the end
     assert summary["frames_with_persons"] == frames and summary["distinct_track_ids"] == 2
     # one score threshold (the detector's): every person it found got a skeleton
     assert summary["skeletons_for_them"] == summary["detector_boxes"] > 0

@@ -26,8 +26,10 @@ RATE_HZ = 6.0  # below the file's 10 fps: the MoveNet detector shares 2 CPU core
 WIDTH, HEIGHT = 384, 288  # vtest.avi is 768x576; resized by the publisher
 
 
-def demo_params(tmp_path: Path, repo_root: Path, video: Path, movenet: Path, subscribers: int) -> Path:
-    """One YAML for all three nodes, as a user would write it."""
+def demo_params(tmp_path: Path, repo_root: Path, video: Path, movenet: Path, subscribers: int,
+                detection_readers: int) -> Path:
+    """One YAML for all three nodes, as a user would write it; the video waits for ``subscribers`` image
+    readers, the detector for ``detection_readers``."""
     # lossless (reliable images, queues for every frame, patient pairing): the test checks one message per
     # frame, which a loaded machine must not turn into real-time drops
     path = write_pose_params(tmp_path, repo_root, min_box_score=0.15, max_persons=6, pairing_max_wait_s=60.0,
@@ -38,7 +40,8 @@ def demo_params(tmp_path: Path, repo_root: Path, video: Path, movenet: Path, sub
         source=str(video), rate_hz=RATE_HZ, max_frames=N_FRAMES, resize_width=WIDTH, frame_id="vtest_camera", qos_depth=N_FRAMES,
         wait_for_subscribers=subscribers)
     config["/**/tdmi_detector"]["ros__parameters"].update(
-        model_path=str(movenet), min_score=0.15, long_side_px=384, max_pending=N_FRAMES, image_qos="reliable")
+        model_path=str(movenet), min_score=0.15, long_side_px=384, max_pending=N_FRAMES, image_qos="reliable",
+        wait_for_subscribers=detection_readers)
     path.write_text(yaml.safe_dump(config))
     return path
 
@@ -96,7 +99,8 @@ def check_tracks_stable(poses: list) -> tuple[int, int]:
 
 
 def test_video_detector_pose_node_end_to_end(ros, procs, tmp_path, repo_root, video, movenet):
-    params = demo_params(tmp_path, repo_root, video, movenet, subscribers=3)  # detector, pose node, this test
+    params = demo_params(tmp_path, repo_root, video, movenet, subscribers=3,  # detector, pose node, this test
+                         detection_readers=2)  # pose node, this test
     collector = Collector(ros)
     pose = procs.start(["-m", "tdmi_ros.node", "--ros-args", "--params-file", str(params)], name="pose")
     detector = procs.start(["-m", "tdmi_ros.detector_node", "--ros-args", "--params-file", str(params)],
@@ -160,7 +164,8 @@ def _children(pid: int) -> list:
 
 
 def test_tdmi_pose_launcher_runs_the_demo_and_records(procs, tmp_path, repo_root, video, movenet):
-    params = demo_params(tmp_path, repo_root, video, movenet, subscribers=2)  # detector, pose node
+    params = demo_params(tmp_path, repo_root, video, movenet, subscribers=2,  # detector, pose node
+                         detection_readers=1)
     out = tmp_path / "poses.jsonl"
     log = tmp_path / "launcher.log"
     launcher = _launcher(params, "--allow-untrained", "--video", str(video), "--detector", "--record", str(out),
