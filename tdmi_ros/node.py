@@ -39,7 +39,7 @@ import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.exceptions import ParameterException
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.utilities import remove_ros_args
 
 from tdmi_core.runtime.pipeline import DroppedFrame, FrameInput, FrameJob, PosePipeline
@@ -127,6 +127,10 @@ class PoseNode(LifecycleNode):
         from visualization_msgs.msg import MarkerArray
 
         out_qos = QoSProfile(depth=cfg.output_qos_depth, reliability=ReliabilityPolicy.RELIABLE)
+        # /poses keeps its last messages for readers that match late (a recorder started with the node):
+        # transient-local writers serve volatile readers too, so no subscriber is shut out
+        poses_qos = QoSProfile(depth=cfg.output_qos_depth, reliability=ReliabilityPolicy.RELIABLE,
+                               durability=DurabilityPolicy.TRANSIENT_LOCAL)
         for index, name in enumerate(cfg.cameras):
             camera = CameraIO(index, name, StampPairer(
                 max_wait_s=cfg.pairing_max_wait_s,
@@ -135,7 +139,7 @@ class PoseNode(LifecycleNode):
                 reset_backwards_s=cfg.stamp_reset_s,
             ))
             pubs = camera.pubs
-            pubs["poses"] = self.create_lifecycle_publisher(Skeleton2DArray, camera.topic(cfg.poses_topic), out_qos)
+            pubs["poses"] = self.create_lifecycle_publisher(Skeleton2DArray, camera.topic(cfg.poses_topic), poses_qos)
             if cfg.publish_markers:
                 pubs["markers"] = self.create_lifecycle_publisher(MarkerArray, camera.topic(cfg.markers_topic), out_qos)
             if cfg.publish_annotated_image:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import rclpy
-from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.utilities import remove_ros_args
 
 from tdmi_ros.conversions import stamp_to_ns
@@ -59,7 +59,8 @@ class PoseRecorder:
         self.guard = CallbackGuard(NodeLog(node.get_logger()))
         self.sub = node.create_subscription(
             Skeleton2DArray, topic, self.guard.wrap("poses", self._on_poses),
-            QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE),
+            # transient local: the node's last messages still arrive if this reader matched after they were sent
+            QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL),
         )
 
     def _on_poses(self, msg: Any) -> None:

@@ -107,6 +107,11 @@ def test_video_detector_pose_node_end_to_end(ros, procs, tmp_path, repo_root, vi
                            name="detector")
     ros.spin_until(lambda: collector.outputs_matched() or pose.poll() is not None or detector.poll() is not None,
                    120.0, "the detector's and the pose node's outputs to match this test's subscriptions")
+    from rclpy.qos import DurabilityPolicy
+
+    # a recorder that matches late still gets the node's last /poses messages
+    (poses_info,) = ros.node.get_publishers_info_by_topic("/poses")
+    assert poses_info.qos_profile.durability == DurabilityPolicy.TRANSIENT_LOCAL
     publisher = procs.start(["-m", "tdmi_ros.video_publisher", "--ros-args", "--params-file", str(params)],
                             name="video")
     ros.spin_until(lambda: publisher.poll() is not None or pose.poll() is not None or detector.poll() is not None,
