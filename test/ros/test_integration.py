@@ -162,6 +162,14 @@ def _launcher(params: Path, *args: str, log: Path, cwd: Path, env: dict) -> subp
                             cwd=cwd, env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT)
 
 
+def _wait_until_active(launcher: subprocess.Popen, log: Path, timeout_s: float = 60.0) -> None:
+    """Until the launcher's pose node logs that it is active (fails if the launcher exits first)."""
+    deadline = time.monotonic() + timeout_s
+    while "active:" not in log.read_text(errors="replace"):
+        assert launcher.poll() is None and time.monotonic() < deadline, log.read_text(errors="replace")
+        time.sleep(0.2)
+
+
 def _children(pid: int) -> list:
     import psutil
 
@@ -200,10 +208,7 @@ def test_tdmi_pose_children_stop_when_the_launcher_is_killed(procs, tmp_path, re
     launcher = _launcher(params, "--allow-untrained", "--record", str(tmp_path / "poses.jsonl"), log=log,
                          cwd=repo_root, env=procs.env)
     try:
-        deadline = time.monotonic() + 60
-        while "active:" not in log.read_text(errors="replace"):
-            assert launcher.poll() is None and time.monotonic() < deadline, log.read_text(errors="replace")
-            time.sleep(0.2)
+        _wait_until_active(launcher, log)
         children = _children(launcher.pid)
         assert len(children) == 2  # the pose node and the recorder
     finally:
@@ -221,10 +226,7 @@ def test_tdmi_pose_launcher_forwards_sigint_and_reports_failures(procs, tmp_path
     log = tmp_path / "launcher.log"
     launcher = _launcher(params, "--allow-untrained", log=log, cwd=repo_root, env=procs.env)
     try:
-        deadline = time.monotonic() + 60
-        while "active:" not in log.read_text(errors="replace"):
-            assert launcher.poll() is None and time.monotonic() < deadline, log.read_text(errors="replace")
-            time.sleep(0.2)
+        _wait_until_active(launcher, log)
         children = _children(launcher.pid)
         assert children
         launcher.send_signal(signal.SIGINT)
