@@ -343,8 +343,8 @@ class StreamingPoseEstimator:
                         moved["visual"].append((len(visuals), entry.visual[None],
                                                feature_affine(source, w.crop, FEATURE_STRIDE)))
                     visuals.append(entry.visual)
-        for kind, out in (("motion", motions), ("visual", visuals)):
-            self._resample_into(out, moved[kind], squeeze=kind == "visual")
+        for out, kind in ((motions, "motion"), (visuals, "visual")):
+            self._resample_into(out, moved[kind])
         self.stats.aligned_features += len(moved["motion"])  # window frames resampled
         b = len(windows)
         return (self._window_batch("motion", motions).unflatten(0, (b, len(windows[0].frames))),
@@ -371,13 +371,14 @@ class StreamingPoseEstimator:
             cache[(i, crop.key)] = FrameFeatures(motion[n], visual[n])
 
     @staticmethod
-    def _resample_into(out: list[Tensor], moved: list[tuple[int, Tensor, np.ndarray]], squeeze: bool) -> None:
-        """Replace ``out[position]`` by its features resampled through its affine, all in one call."""
+    def _resample_into(out: list[Tensor], moved: list[tuple[int, Tensor, np.ndarray]]) -> None:
+        """Replace ``out[position]`` by its features ``[S, C, h, w]`` resampled through its affine (one call for
+        all), in the shape ``out[position]`` had."""
         if not moved:
             return
         aligned = align_features(torch.stack([f for _, f, _ in moved]), np.stack([a for *_, a in moved]))
         for (position, _, _), feature in zip(moved, aligned):
-            out[position] = feature[0] if squeeze else feature
+            out[position] = feature.reshape(out[position].shape)
 
     def _source_crop(self, window: _Window, frame: int) -> CropBox:
         """The crop box whose features stand for ``frame`` in ``window``.
