@@ -32,6 +32,10 @@ pytestmark = [pytest.mark.ros, pytest.mark.slow]
 RUNS_PER_KIND = 20
 KINDS = ("SIGINT", "SIGTERM", "SIGINT+SIGTERM")
 CONCURRENT = 4  # runs at once: most of a run is waiting for its moment
+LAUNCHER_SHUTDOWN_S = 30
+# longer than the launcher's whole escalation (SIGINT, SIGTERM after the shutdown timeout, SIGKILL 5 s after
+# the next one): a child still starting up on a loaded machine may legitimately need the SIGTERM step
+EXIT_WAIT_S = 2 * LAUNCHER_SHUTDOWN_S + 5 + 30
 # the moment is drawn from [0, this): about the program's start-up time on 2 busy cores, so most
 # signals race start-up and the rest land in steady running
 WINDOW_S = {"pose_node": 5.0, "detector": 4.0, "video_publisher": 2.5, "recorder": 2.0, "launcher": 6.0}
@@ -89,7 +93,7 @@ def _execute(argv: list[str], run: Run, env: dict, cwd: Path, log_path: Path) ->
                 time.sleep(run.second_after_s)
                 if proc.poll() is None:
                     proc.send_signal(signal.SIGTERM)
-            code = proc.wait(60)
+            code = proc.wait(EXIT_WAIT_S)
         finally:
             if proc.poll() is None:  # (the launcher's children too)
                 for child in psutil.Process(proc.pid).children(recursive=True):
@@ -110,7 +114,7 @@ def programs(tmp_path: Path, repo_root: Path, video: Path, movenet: Path) -> dic
                             "-p", "loop:=true", "-p", "resize_width:=160"],
         "recorder": ["tdmi_ros.recorder", "--output", str(tmp_path / "poses.jsonl")],
         "launcher": ["tdmi_ros.launch_cli", "--config", str(params), "--allow-untrained",
-                     "--shutdown-timeout-s", "30"],
+                     "--shutdown-timeout-s", str(LAUNCHER_SHUTDOWN_S)],
     }
 
 
