@@ -10,7 +10,11 @@ pretrained weights come from ``weights/movenet_lightning.onnx``
    key-frame crops (trunk at a lower learning rate), heatmap MSE with visibility weights.
 3. **phase 2, temporal head**: the phase-1 backbone is frozen; ``temporal_head`` (TDE + RDM + head,
    its final layer initialised from the phase-1 keypoint head, its fusion a zero-initialised
-   residual, so it starts as the phase-1 model) is trained with :class:`TDMILoss` (L_H + alpha L_MI).
+   residual, so it starts as the phase-1 model) is trained with :class:`TDMILoss` (L_H + alpha L_MI)
+   and, with ``velocity_weight`` > 0, on pairs of windows whose key frames are t and t+1 (they share
+   all but one frame) with :func:`~tdmi_core.train.losses.window_pair_velocity_loss`: the two
+   predictions must move as the teacher's joints move, which rewards errors that stay put from frame
+   to frame (per-frame heatmap losses do not; independent errors are jitter).
 4. **single-frame twin**: the same phase 2, same initialisation, same batches, but every window is
    its key frame repeated (:func:`key_frame_only`), so all temporal differences are zero.
 
@@ -59,7 +63,7 @@ from tdmi_core.models.tdmi import TDMI
 from tdmi_core.models.weights import save_weights
 from tdmi_core.skeleton import KEYPOINT_NAMES
 from tdmi_core.train.distill_cache import CropCache, build_crop_cache, cache_meta, load_crop_cache
-from tdmi_core.train.losses import MI_FORMS, TDMILoss, heatmap_mse
+from tdmi_core.train.losses import MI_FORMS, TDMILoss, heatmap_mse, window_pair_velocity_loss
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +86,9 @@ class DistillConfig:
         phase1_*: single-frame fine-tuning (steps, batch, Adam lr of the head; the trunk gets
             ``trunk_lr_scale`` x that).
         phase2_*: temporal-head training; alpha: weight of L_MI; mi_form: "paper" | "vsd".
+        velocity_weight: phase 2: weight of :func:`~tdmi_core.train.losses.window_pair_velocity_loss`
+            (0: off). When > 0 each batch holds ``phase2_batch_size / 2`` pairs of windows with
+            consecutive key frames, and the crop cache keeps each window's next frame.
         phase1_from: reuse another run's phase-1 backbone file (the causal model starts from the
             symmetric run's, so both share phase 1); None trains phase 1 here.
         warmup_steps / final_lr_fraction: linear warm-up, then cosine decay to this fraction.
@@ -115,6 +122,7 @@ class DistillConfig:
     phase2_lr: float = 1e-3
     alpha: float = 1.0
     mi_form: str = "paper"
+    velocity_weight: float = 0.0
     warmup_steps: int = 50
     final_lr_fraction: float = 0.02
     checkpoint_every: int = 100
@@ -143,6 +151,9 @@ class DistillConfig:
             raise ValueError(f"distill config: scale_range must be [low, high] with 0 < low <= high, got {self.scale_range}")
         if min(self.phase1_lr, self.phase2_lr) <= 0 or self.alpha < 0 or self.context < 1:
             raise ValueError("distill config: learning rates must be > 0, alpha >= 0 and context >= 1")
+        if self.velocity_weight < 0 or (self.velocity_weight > 0 and self.phase2_batch_size % 2):
+            raise ValueError("distill config: velocity_weight must be >= 0, and with it phase2_batch_size even "
+                             f"(pairs of windows), got {self.velocity_weight} and {self.phase2_batch_size}")
         if self.mi_form not in MI_FORMS:
             raise ValueError(f"distill config: mi_form must be one of {MI_FORMS}, got {self.mi_form!r}")
 
@@ -237,26 +248,47 @@ class WindowSampler:
 
     def sample(self, indices: np.ndarray, rng: np.random.Generator, frames: str = "all",
                degrade_prob: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        picks = list(range(self.cache.window_length)) if frames == "all" else [self.key_index]
+        crops, kps, vis = self._draw(indices, rng, picks, [picks.index(self.key_index)], degrade_prob)
+        return crops, kps[:, 0], vis[:, 0]
+
+    def sample_pairs(self, indices: np.ndarray, rng: np.random.Generator,
+                     degrade_prob: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each window and the next key frame's window under ONE draw (a cache built with ``next_frame``).
+
+        Returns ``(crops[B, T + 1, H, W, 3], keypoints[B, 2, K, 2], visible[B, 2, K])``: the windows are
+        ``crops[:, :T]`` (key t) and ``crops[:, 1:]`` (key t + 1); each key frame is degraded on its own.
+        """
+        if not self.cache.meta.get("next_frame"):
+            raise ValueError("window pairs need a crop cache built with next_frame (velocity_weight > 0)")
+        picks = list(range(self.cache.window_length + 1))
+        return self._draw(indices, rng, picks, [self.key_index, self.key_index + 1], degrade_prob)
+
+    def _draw(self, indices: np.ndarray, rng: np.random.Generator, picks: list[int], key_positions: list[int],
+              degrade_prob: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         o_h, o_w = self.out_hw
-        t = self.cache.crops.shape[1]
-        picks = list(range(t)) if frames == "all" else [self.key_index]
-        key_pos = picks.index(self.key_index)
+        sources = [(self.cache.keypoints, self.cache.visible)]
+        if len(key_positions) == 2:
+            sources.append((self.cache.next_keypoints, self.cache.next_visible))
+        k = self.cache.keypoints.shape[1]
         crops = np.empty((len(indices), len(picks), o_h, o_w, 3), np.uint8)
-        kps = np.empty((len(indices), self.cache.keypoints.shape[1], 2), np.float64)
-        vis = np.empty((len(indices), self.cache.keypoints.shape[1]), np.float32)
+        kps = np.empty((len(indices), len(sources), k, 2), np.float64)
+        vis = np.empty((len(indices), len(sources), k), np.float32)
         for b, i in enumerate(indices):
             m, flip = self._affine(rng)
             window = np.asarray(self.cache.crops[i])
             for j, f in enumerate(picks):
                 crops[b, j] = cv2.warpAffine(window[f], m, (o_w, o_h), flags=cv2.INTER_LINEAR,
                                              borderMode=cv2.BORDER_CONSTANT)
-            if degrade_prob > 0 and rng.random() < degrade_prob:
-                crops[b, key_pos] = degrade(crops[b, key_pos], rng)
-            xy = transform_points(self.cache.keypoints[i].astype(np.float64), m)
-            v = self.cache.visible[i].copy()
-            if flip:
-                xy, v = xy[self.flip_perm], v[self.flip_perm]
-            kps[b], vis[b] = xy, v
+            for pos in key_positions:
+                if degrade_prob > 0 and rng.random() < degrade_prob:
+                    crops[b, pos] = degrade(crops[b, pos], rng)
+            for s, (keypoints, visible) in enumerate(sources):
+                xy = transform_points(keypoints[i].astype(np.float64), m)
+                v = visible[i].copy()
+                if flip:
+                    xy, v = xy[self.flip_perm], v[self.flip_perm]
+                kps[b, s], vis[b, s] = xy, v
         return crops, kps, vis
 
 
@@ -435,21 +467,45 @@ def phase2(model: TDMI, sampler: WindowSampler, codec: HeatmapCodec, cfg: Distil
     loss_fn.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(list(head.parameters()) + list(loss_fn.parameters()), lr=cfg.phase2_lr)
     t = mcfg.num_frames
+    k_index = mcfg.key_index
+    stride_xy = torch.from_numpy(codec.stride_xy).float()
 
     def step(rng: np.random.Generator) -> dict[str, Tensor]:
+        if cfg.velocity_weight > 0:
+            return pair_step(rng)
         batch = rng.choice(indices, size=cfg.phase2_batch_size, replace=False)
         # The same draws for student and twin: the twin just does not look at the neighbours.
         crops, kps, vis = sampler.sample(batch, rng, frames="all", degrade_prob=cfg.degrade_prob)
         target, weight = encode_targets(codec, kps, vis)
         b = len(batch)
         if single_frame:
-            key = backbone(crops_to_tensor(crops[:, mcfg.key_index]))
+            key = backbone(crops_to_tensor(crops[:, k_index]))
             window = key[:, None].expand(b, t, *key.shape[1:])
         else:
             window = backbone(crops_to_tensor(crops.reshape(-1, *crops.shape[2:]))).unflatten(0, (b, t))
         aux = head(window, return_aux=True)
         losses = loss_fn(aux, target, weight)
         return {k: losses[k] for k in ("total", "heatmap", "mi")}
+
+    def pair_step(rng: np.random.Generator) -> dict[str, Tensor]:
+        # Windows with key frames t and t+1 share T-1 frames, so their backbone features are computed once.
+        batch = rng.choice(indices, size=cfg.phase2_batch_size // 2, replace=False)
+        crops, kps, vis = sampler.sample_pairs(batch, rng, degrade_prob=cfg.degrade_prob)
+        b, k = len(batch), kps.shape[2]
+        target, weight = encode_targets(codec, kps.reshape(2 * b, k, 2), vis.reshape(2 * b, k))
+        if single_frame:
+            keys = backbone(crops_to_tensor(crops[:, k_index:k_index + 2].reshape(-1, *crops.shape[2:])))
+            window = keys[:, None].expand(2 * b, t, *keys.shape[1:])
+        else:
+            feats = backbone(crops_to_tensor(crops.reshape(-1, *crops.shape[2:]))).unflatten(0, (b, t + 1))
+            window = torch.stack([feats[:, :t], feats[:, 1:]], 1).flatten(0, 1)  # [pair0 t, pair0 t+1, ...]
+        aux = head(window, return_aux=True)
+        losses = loss_fn(aux, target, weight)
+        keypoints_hm = torch.from_numpy(kps).float() / stride_xy
+        velocity = window_pair_velocity_loss(aux.heatmaps.unflatten(0, (b, 2)), keypoints_hm,
+                                             weight.unflatten(0, (b, 2)))
+        return {"total": losses["total"] + cfg.velocity_weight * velocity, "heatmap": losses["heatmap"],
+                "mi": losses["mi"], "velocity": velocity}
 
     name = "phase2_single_frame" if single_frame else "phase2"
     return Phase(name, cfg.phase2_steps, {"head": head, "loss": loss_fn}, opt, step)
@@ -468,7 +524,7 @@ def prepare_cache(cfg: DistillConfig, mcfg: ModelConfig) -> CropCache:
     """Load the crop cache if it matches the settings, else build it."""
     videos = read_split(cfg.train_annotations, cfg.image_root)
     meta = cache_meta(videos, mcfg.input_size_hw, mcfg.delta, cfg.box_padding, cfg.context, cfg.key_frame_stride,
-                      causal=mcfg.window == "causal")
+                      causal=mcfg.window == "causal", next_frame=cfg.velocity_weight > 0)
     meta["keypoint_names"] = list(videos[0].keypoint_names)
     try:
         cache = load_crop_cache(cfg.cache_dir, expected_meta=meta)
@@ -565,7 +621,8 @@ def run_training(cfg: DistillConfig) -> dict[str, Any]:
 
 
 def plot_losses(rows: Sequence[Mapping[str, Any]], out_png: str | Path) -> Path:
-    """Phase-1 loss and phase-2 heatmap losses (student vs single-frame twin) to one PNG (matplotlib Agg)."""
+    """Phase-1 loss, phase-2 heatmap losses (student vs single-frame twin) and, when trained with it, the
+    window-pair velocity loss to one PNG (matplotlib Agg)."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -577,13 +634,20 @@ def plot_losses(rows: Sequence[Mapping[str, Any]], out_png: str | Path) -> Path:
         k = min(20, max(1, len(y)))
         return (x[k - 1:], np.convolve(y, np.ones(k) / k, mode="valid")) if len(y) else (x, y)
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    axes[0].plot(*series("phase1", "total"))
-    axes[0].set_title("phase 1: single-frame fine-tuning, heatmap MSE")
-    for phase, label in (("phase2", "TDMI student (5 frames)"), ("phase2_single_frame", "single-frame twin")):
-        axes[1].plot(*series(phase, "heatmap"), label=label)
-    axes[1].set_title("phase 2: L_H (heatmap MSE)")
-    axes[1].legend()
+    panels = [("heatmap", "phase 2: L_H (heatmap MSE)")]
+    if any("velocity" in r for r in rows):
+        panels.append(("velocity", "phase 2: window-pair velocity (heatmap px)"))
+    with_phase1 = any(r["phase"] == "phase1" for r in rows)  # absent when phase 1 came from another run
+    fig, axes = plt.subplots(1, with_phase1 + len(panels), figsize=(5.5 * (with_phase1 + len(panels)), 4), squeeze=False)
+    axes = list(axes[0])
+    if with_phase1:
+        axes[0].plot(*series("phase1", "total"))
+        axes[0].set_title("phase 1: single-frame fine-tuning, heatmap MSE")
+    for ax, (key, title) in zip(axes[with_phase1:], panels):
+        for phase, label in (("phase2", "TDMI student (5 frames)"), ("phase2_single_frame", "single-frame twin")):
+            ax.plot(*series(phase, key), label=label)
+        ax.set_title(title)
+        ax.legend()
     for ax in axes:
         ax.set_xlabel("step (mean of 20)")
         ax.set_yscale("log")

@@ -11,6 +11,11 @@ rule the runtime serves with). The crop keeps ``context`` x more surroundings th
 pixel scale, so training augmentation (scale, rotation, shift) finds real image content instead of
 black borders. Targets are the key frame's teacher keypoints in cache-crop pixels; they are encoded
 to heatmaps after augmentation.
+
+With ``next_frame`` a window also keeps the frame after its last one and the same track's teacher
+joints in the frame after the key frame, cropped with the same affine: the next key frame's window
+overlaps this one in all but one frame, so training can ask the two predictions to move as the
+teacher's joints move (:mod:`tdmi_core.train.distill`, ``velocity_weight``).
 """
 from __future__ import annotations
 
@@ -23,7 +28,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from tdmi_core.data.dataset import FrameReader, gt_sample_refs
-from tdmi_core.data.posetrack import VideoRecord
+from tdmi_core.data.posetrack import PersonAnnotation, VideoRecord
 from tdmi_core.geometry import crop_affine_for_box, transform_points, warp_crop
 from tdmi_core.model_input import window_frames
 
@@ -31,6 +36,7 @@ logger = logging.getLogger(__name__)
 
 CACHE_VERSION = 2
 _ARRAYS = ("crops", "keypoints", "visible", "affine", "video_index", "frame_index", "track_id")
+_NEXT_ARRAYS = ("next_keypoints", "next_visible")
 
 
 @dataclass(frozen=True)
@@ -39,12 +45,15 @@ class CropCache:
 
     Attributes:
         crops: ``[N, T, Hc, Wc, 3]`` uint8 BGR crops in time order (key frame at ``meta["key_index"]``);
-            ``(Hc, Wc)`` = the model's input size x ``meta["context"]``.
+            ``(Hc, Wc)`` = the model's input size x ``meta["context"]``. With ``meta["next_frame"]``
+            there is one frame more (``[N, T + 1, ...]``): the frame after the window's last one.
         keypoints: ``[N, K, 2]`` float32 key-frame teacher joints in cache-crop pixels.
         visible: ``[N, K]`` float32, 1 where the teacher labelled the joint.
         affine: ``[N, 2, 3]`` float32 source-image -> cache-crop matrix of each window.
         video_index, frame_index, track_id: ``[N]`` int64 origin of each window.
         meta: settings the cache was built with.
+        next_keypoints, next_visible: with ``meta["next_frame"]``, the same track's teacher joints in the
+            frame after the key frame (same crop affine); ``next_visible`` is 0 where the track has none.
     """
 
     crops: np.ndarray
@@ -55,9 +64,16 @@ class CropCache:
     frame_index: np.ndarray
     track_id: np.ndarray
     meta: dict[str, Any]
+    next_keypoints: np.ndarray | None = None
+    next_visible: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.crops.shape[0])
+
+    @property
+    def window_length(self) -> int:
+        """Frames the model sees per window (the stored frames less the optional next one)."""
+        return int(self.crops.shape[1]) - int(bool(self.meta.get("next_frame")))
 
 
 def cache_meta(
@@ -68,9 +84,11 @@ def cache_meta(
     context: float,
     key_frame_stride: int,
     causal: bool,
+    next_frame: bool = False,
 ) -> dict[str, Any]:
     """The settings that decide a cache's content (a cache is reused only when they all match)."""
     return {
+        "next_frame": bool(next_frame),
         "version": CACHE_VERSION,
         "input_size_hw": [int(v) for v in input_size_hw],
         "crop_size_hw": [int(round(v * context)) for v in input_size_hw],
@@ -116,22 +134,33 @@ def build_crop_cache(
     window = "causal" if meta["causal"] else "symmetric"
     first = refs[0]
     k = videos[first.video_index].frames[first.frame_index].persons[first.person_index].keypoints.shape[0]
-    n, t = len(refs), 2 * delta + 1
+    next_frame = bool(meta.get("next_frame"))
+    n, t = len(refs), 2 * delta + 1 + int(next_frame)
     crops = np.lib.format.open_memmap(directory / "crops.npy", mode="w+", dtype=np.uint8, shape=(n, t, c_h, c_w, 3))
     keypoints = np.zeros((n, k, 2), np.float32)
     visible = np.zeros((n, k), np.float32)
     affine = np.zeros((n, 2, 3), np.float32)
+    next_keypoints = np.zeros((n, k, 2), np.float32)
+    next_visible = np.zeros((n, k), np.float32)
     # refs are in (video, frame) order, so a small LRU of decoded frames serves every window once.
     reader = FrameReader(image_root, cache_size=2 * t + 2)
     for i, ref in enumerate(tqdm(refs, desc="pre-crop", unit="win", disable=not progress, mininterval=5)):
         video = videos[ref.video_index]
         _, _, matrix = crop_affine_for_box(np.asarray(ref.box_xyxy), (c_h, c_w), meta["padding"] * meta["context"])
-        for j, f in enumerate(window_frames(window, ref.frame_index, video.num_frames, delta)):
+        frames = window_frames(window, ref.frame_index, video.num_frames, delta)
+        if next_frame:  # the next key frame's window ends one frame later (padded as the runtime pads)
+            next_key = min(ref.frame_index + 1, video.num_frames - 1)
+            frames = [*frames, window_frames(window, next_key, video.num_frames, delta)[-1]]
+        for j, f in enumerate(frames):
             crops[i, j] = warp_crop(reader(video.frames[f].file_name), matrix, (c_w, c_h))
         person = video.frames[ref.frame_index].persons[ref.person_index]
         keypoints[i] = transform_points(person.keypoints[:, :2].astype(np.float64), matrix)
         visible[i] = (person.keypoints[:, 2] > 0).astype(np.float32)
         affine[i] = matrix
+        successor = _same_track(video, ref.frame_index + 1, ref.track_id) if next_frame else None
+        if successor is not None:
+            next_keypoints[i] = transform_points(successor.keypoints[:, :2].astype(np.float64), matrix)
+            next_visible[i] = (successor.keypoints[:, 2] > 0).astype(np.float32)
     crops.flush()
     del crops
     arrays = {
@@ -140,6 +169,8 @@ def build_crop_cache(
         "frame_index": np.array([r.frame_index for r in refs], np.int64),
         "track_id": np.array([r.track_id for r in refs], np.int64),
     }
+    if next_frame:
+        arrays.update(next_keypoints=next_keypoints, next_visible=next_visible)
     for name, array in arrays.items():
         np.save(directory / f"{name}.npy", array)
     (directory / "meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")  # last: marks it complete
@@ -160,8 +191,16 @@ def load_crop_cache(directory: str | Path, expected_meta: dict[str, Any] | None 
     if expected_meta is not None and meta != expected_meta:
         diff = sorted(k for k in set(meta) | set(expected_meta) if meta.get(k) != expected_meta.get(k))
         raise ValueError(f"crop cache {directory} was built with other settings ({diff}); delete it or rebuild with 'precrop'")
-    arrays = {name: np.load(directory / f"{name}.npy", mmap_mode="r" if name == "crops" else None) for name in _ARRAYS}
+    names = _ARRAYS + (_NEXT_ARRAYS if meta.get("next_frame") else ())
+    arrays = {name: np.load(directory / f"{name}.npy", mmap_mode="r" if name == "crops" else None) for name in names}
     return CropCache(**arrays, meta=meta)
+
+
+def _same_track(video: VideoRecord, frame_index: int, track_id: int) -> PersonAnnotation | None:
+    """The person of ``track_id`` in frame ``frame_index`` (None outside the video, untracked or absent)."""
+    if track_id < 0 or not 0 <= frame_index < video.num_frames:
+        return None
+    return next((p for p in video.frames[frame_index].persons if p.track_id == track_id), None)
 
 
 __all__ = ["CropCache", "build_crop_cache", "cache_meta", "load_crop_cache"]

@@ -258,3 +258,52 @@ class TDMILoss(nn.Module):
             "mi_visual_label": visual_label,
             "vsd_predictor": predictor,
         }
+
+
+def heatmap_peaks(heatmaps: Tensor) -> Tensor:
+    """Differentiable sub-pixel peaks ``[..., K, 2]`` (x, y in heatmap px) of ``heatmaps[..., K, h, w]``.
+
+    The arg-max refined by one Newton step on the log heatmap (DARK, Zhang et al. CVPR 2020), exact for
+    a Gaussian peak; the step is limited to one pixel, and left out where the log heatmap is not
+    locally concave (flat or saddle maps early in training).
+    """
+    h, w = heatmaps.shape[-2:]
+    log_map = heatmaps.clamp_min(1e-6).log().flatten(-2)
+    peak = log_map.detach().argmax(-1)
+    x0, y0 = (peak % w).clamp(1, w - 2), torch.div(peak, w, rounding_mode="floor").clamp(1, h - 2)
+
+    def at(dx: int, dy: int) -> Tensor:
+        return log_map.gather(-1, ((y0 + dy) * w + x0 + dx)[..., None])[..., 0]
+
+    centre = at(0, 0)
+    gx, gy = 0.5 * (at(1, 0) - at(-1, 0)), 0.5 * (at(0, 1) - at(0, -1))
+    hxx, hyy = at(1, 0) - 2 * centre + at(-1, 0), at(0, 1) - 2 * centre + at(0, -1)
+    hxy = 0.25 * (at(1, 1) - at(1, -1) - at(-1, 1) + at(-1, -1))
+    det = hxx * hyy - hxy * hxy
+    concave = (hxx < -1e-3) & (det > 1e-6)
+    safe_det = torch.where(concave, det, torch.ones_like(det))
+    step_x = -(hyy * gx - hxy * gy) / safe_det
+    step_y = -(hxx * gy - hxy * gx) / safe_det
+    zero = torch.zeros_like(step_x)
+    step_x = torch.where(concave, step_x, zero).clamp(-1, 1)
+    step_y = torch.where(concave, step_y, zero).clamp(-1, 1)
+    return torch.stack([x0 + step_x, y0 + step_y], -1)
+
+
+def window_pair_velocity_loss(heatmaps: Tensor, keypoints: Tensor, weight: Tensor) -> Tensor:
+    """How far the motion between two consecutive key frames' predictions is from the teacher's.
+
+    Args:
+        heatmaps: ``[B, 2, K, h, w]`` predictions of the windows with key frames t and t + 1.
+        keypoints: ``[B, 2, K, 2]`` teacher joints of both key frames in heatmap px (one crop frame).
+        weight: ``[B, 2, K]``; a joint counts when it has a target in both frames.
+
+    Returns the weighted mean smooth-L1 (beta 1 heatmap px) of predicted minus teacher displacement.
+    Per-frame heatmap losses leave each frame's error independent, which shows as jitter; this term
+    asks the error to be the same in consecutive frames.
+    """
+    xy = heatmap_peaks(heatmaps)
+    error = (xy[:, 1] - xy[:, 0]) - (keypoints[:, 1] - keypoints[:, 0])
+    per_joint = F.smooth_l1_loss(error, torch.zeros_like(error), reduction="none", beta=1.0).sum(-1)
+    both = weight[:, 0] * weight[:, 1]
+    return (per_joint * both).sum() / both.sum().clamp_min(1.0)

@@ -184,3 +184,84 @@ def test_targets_drop_joints_outside_the_crop():
     kps[0, 1] = (-30.0, 10.0)
     target, weight = D.encode_targets(codec, kps, np.ones((1, NUM_KEYPOINTS)))
     assert weight[0, 1] == 0 and weight[0, 0] == 1 and target.shape == (1, NUM_KEYPOINTS, 16, 16)
+
+
+def test_next_frame_cache_pairs_consecutive_key_frames_in_one_crop(dataset, tmp_path):
+    root, video, _ = dataset
+    meta = cache_meta([video], IN_HW, 2, 1.25, 1.25, 1, False, next_frame=True)
+    meta["keypoint_names"] = list(KEYPOINT_NAMES)
+    cache = build_crop_cache([video], root, tmp_path / "c", meta, progress=False)
+    assert cache.crops.shape[:2] == (6, 6) and cache.window_length == 5
+    plain = build_crop_cache([video], root, tmp_path / "p", {**meta, "next_frame": False}, progress=False)
+    assert np.array_equal(cache.crops[:, :5], plain.crops)  # the first T frames are the plain window
+    scale = cache.affine[2, 0, 0]
+    # the bar moves 3 px per frame; the successor's joints are in the key frame's crop
+    step = cache.next_keypoints[2] - cache.keypoints[2]
+    assert np.allclose(step[:, 0], 3 * scale, atol=1e-4) and np.allclose(step[:, 1], 0, atol=1e-4)
+    assert cache.next_visible[5].sum() == 0 and cache.next_visible[2].sum() == NUM_KEYPOINTS - 1
+    assert np.array_equal(load_crop_cache(tmp_path / "c", meta).next_keypoints, cache.next_keypoints)
+
+    cfg = tiny_config(tmp_path, flip_prob=1.0, rotation_prob=0.0, scale_range=(1.0, 1.0), shift_fraction=0.0)
+    sampler = D.WindowSampler(cache, cfg, IN_HW)
+    crops, kps, vis = sampler.sample_pairs(np.array([1, 2]), np.random.default_rng(0))
+    assert crops.shape == (2, 6, *IN_HW, 3) and kps.shape == (2, 2, NUM_KEYPOINTS, 2)
+    moved = kps[:, 1] - kps[:, 0]
+    assert np.allclose(moved[..., 0], -3 * scale, atol=1e-3)  # flipped: the bar now moves left
+    assert vis[0, 1, 4] == 0 and vis[0, 1, 3] == 1  # flipped labels swap in both frames
+    with pytest.raises(ValueError, match="next_frame"):
+        D.WindowSampler(plain, cfg, IN_HW).sample_pairs(np.array([1]), np.random.default_rng(0))
+
+
+def gaussian_maps(centres_xy: np.ndarray, hw=(16, 12), sigma=1.5) -> torch.Tensor:
+    ys, xs = np.mgrid[:hw[0], :hw[1]]
+    maps = [np.exp(-((xs - x) ** 2 + (ys - y) ** 2) / (2 * sigma ** 2)) for x, y in centres_xy]
+    return torch.tensor(np.stack(maps), dtype=torch.float32)
+
+
+def test_heatmap_peaks_are_sub_pixel_differentiable_and_safe_on_flat_maps():
+    from tdmi_core.train.losses import heatmap_peaks
+
+    centres = np.array([[4.3, 7.6], [8.0, 3.2], [6.5, 8.5]])
+    maps = gaussian_maps(centres, sigma=2.0)
+    maps[0] += 0.3 * gaussian_maps(np.array([[11.0, 14.0]]))[0]  # a faint second blob far away
+    maps.requires_grad_(True)
+    xy = heatmap_peaks(maps)
+    assert torch.allclose(xy, torch.tensor(centres, dtype=torch.float32), atol=0.02)
+    xy.sum().backward()
+    assert maps.grad.abs().sum() > 0
+    flat = heatmap_peaks(torch.full((1, 16, 12), 0.5))
+    assert torch.isfinite(flat).all()
+
+
+def test_velocity_loss_is_zero_when_predictions_move_as_the_teacher():
+    from tdmi_core.train.losses import window_pair_velocity_loss
+
+    first = np.array([[4.0, 7.0], [8.0, 3.0]])
+    step = np.array([[1.5, -0.5], [0.0, 2.0]])
+    heat = torch.stack([gaussian_maps(first), gaussian_maps(first + step)])[None]  # [1, 2, K, h, w]
+    # the teacher's joints are offset by a constant error: only the displacement counts
+    teacher = torch.tensor(np.stack([first + 0.7, first + 0.7 + step]), dtype=torch.float32)[None]
+    weight = torch.ones(1, 2, 2)
+    assert window_pair_velocity_loss(heat, teacher, weight) < 0.01
+    still = torch.stack([gaussian_maps(first), gaussian_maps(first)])[None]
+    assert window_pair_velocity_loss(still, teacher, weight) > 0.3
+    weight[0, 1] = 0  # joints unlabelled in the second frame do not count
+    assert window_pair_velocity_loss(still, teacher, weight) == 0
+
+
+def test_phase2_with_velocity_loss_trains_on_window_pairs(dataset, tmp_path, monkeypatch):
+    root, _, ann = dataset
+    from tdmi_core.models import load_model_config
+
+    real = load_model_config
+    monkeypatch.setattr(D, "load_model_config",
+                        lambda name, **kw: real(name, input_size_hw=IN_HW, heatmap_size_hw=(16, 16), **kw))
+    cfg = tiny_config(tmp_path, train_annotations=str(ann), image_root=str(root), phase1_steps=2, phase2_steps=4,
+                      velocity_weight=1.0)
+    D.run_training(cfg)
+    for name in ("phase2", "phase2_single_frame"):
+        rows = D._read_rows(Path(cfg.output_dir) / f"losses_{name}.csv")
+        assert len(rows) == 4 and all(np.isfinite(r["velocity"]) and r["velocity"] >= 0 for r in rows)
+    assert load_crop_cache(cfg.cache_dir).meta["next_frame"] is True
+    with pytest.raises(ValueError, match="even"):
+        tiny_config(tmp_path, velocity_weight=1.0, phase2_batch_size=5)
