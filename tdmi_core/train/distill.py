@@ -645,7 +645,9 @@ def plot_losses(rows: Sequence[Mapping[str, Any]], out_png: str | Path) -> Path:
         axes[0].set_title("phase 1: single-frame fine-tuning, heatmap MSE")
     for ax, (key, title) in zip(axes[with_phase1:], panels):
         for phase, label in (("phase2", "TDMI student (5 frames)"), ("phase2_single_frame", "single-frame twin")):
-            ax.plot(*series(phase, key), label=label)
+            x, y = series(phase, key)
+            if len(y):  # a run without a twin has no twin curve
+                ax.plot(x, y, label=label)
         ax.set_title(title)
         ax.legend()
     for ax in axes:
