@@ -470,17 +470,19 @@ def phase2(model: TDMI, sampler: WindowSampler, codec: HeatmapCodec, cfg: Distil
     k_index = mcfg.key_index
     stride_xy = torch.from_numpy(codec.stride_xy).float()
 
+    def twin_windows(key_crops: np.ndarray) -> Tensor:
+        """The twin's windows: each key frame's features repeated T times (the neighbours are never computed)."""
+        keys = backbone(crops_to_tensor(key_crops))
+        return keys[:, None].expand(len(keys), t, *keys.shape[1:])
+
     def step(rng: np.random.Generator) -> dict[str, Tensor]:
-        if cfg.velocity_weight > 0:
-            return pair_step(rng)
         batch = rng.choice(indices, size=cfg.phase2_batch_size, replace=False)
         # The same draws for student and twin: the twin just does not look at the neighbours.
         crops, kps, vis = sampler.sample(batch, rng, frames="all", degrade_prob=cfg.degrade_prob)
         target, weight = encode_targets(codec, kps, vis)
         b = len(batch)
         if single_frame:
-            key = backbone(crops_to_tensor(crops[:, k_index]))
-            window = key[:, None].expand(b, t, *key.shape[1:])
+            window = twin_windows(crops[:, k_index])
         else:
             window = backbone(crops_to_tensor(crops.reshape(-1, *crops.shape[2:]))).unflatten(0, (b, t))
         aux = head(window, return_aux=True)
@@ -494,8 +496,7 @@ def phase2(model: TDMI, sampler: WindowSampler, codec: HeatmapCodec, cfg: Distil
         b, k = len(batch), kps.shape[2]
         target, weight = encode_targets(codec, kps.reshape(2 * b, k, 2), vis.reshape(2 * b, k))
         if single_frame:
-            keys = backbone(crops_to_tensor(crops[:, k_index:k_index + 2].reshape(-1, *crops.shape[2:])))
-            window = keys[:, None].expand(2 * b, t, *keys.shape[1:])
+            window = twin_windows(crops[:, k_index:k_index + 2].reshape(-1, *crops.shape[2:]))
         else:
             feats = backbone(crops_to_tensor(crops.reshape(-1, *crops.shape[2:]))).unflatten(0, (b, t + 1))
             window = torch.stack([feats[:, :t], feats[:, 1:]], 1).flatten(0, 1)  # [pair0 t, pair0 t+1, ...]
@@ -508,7 +509,8 @@ def phase2(model: TDMI, sampler: WindowSampler, codec: HeatmapCodec, cfg: Distil
                 "mi": losses["mi"], "velocity": velocity}
 
     name = "phase2_single_frame" if single_frame else "phase2"
-    return Phase(name, cfg.phase2_steps, {"head": head, "loss": loss_fn}, opt, step)
+    return Phase(name, cfg.phase2_steps, {"head": head, "loss": loss_fn}, opt,
+                 pair_step if cfg.velocity_weight > 0 else step)
 
 
 def baseline_config(student: ModelConfig) -> ModelConfig:

@@ -265,7 +265,9 @@ def heatmap_peaks(heatmaps: Tensor) -> Tensor:
 
     The arg-max refined by one Newton step on the log heatmap (DARK, Zhang et al. CVPR 2020), exact for
     a Gaussian peak; the step is limited to one pixel, and left out where the log heatmap is not
-    locally concave (flat or saddle maps early in training).
+    locally concave (flat or saddle maps early in training). It is the torch (differentiable) twin of
+    :func:`tdmi_core.codec.refine_dark`, which decodes at run time, without its smoothing; a peak on
+    the border is stepped from its inner neighbour instead of kept.
     """
     h, w = heatmaps.shape[-2:]
     log_map = heatmaps.clamp_min(1e-6).log().flatten(-2)

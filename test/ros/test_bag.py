@@ -83,7 +83,7 @@ def test_record_a_real_video_run_then_replay_it_into_a_fresh_node(ros, procs, tm
     recorder = procs.start(["-m", "tdmi_ros.bag_recorder", "--output", str(bag), "poses", "image", "detections"],
                            name="recorder")
     pose = start_pose_node(procs, params, name="pose")
-    # /poses is volatile: what the node publishes before this test's reader matched never arrives
+    # this test's reader is volatile: what the node publishes before it matched never reaches it
     ros.spin_until(lambda: poses_sub.get_publisher_count() == 1, 60.0, "the pose node's /poses to match")
     for module in ("tdmi_ros.detector_node", "tdmi_ros.video_publisher"):  # the video waits for 3 subscribers
         procs.start(["-m", module, "--ros-args", "--params-file", str(params)], name=module)
