@@ -30,8 +30,11 @@ which the node refuses, still pass through the RMW first (DDS has no per-message
 Fragmentation: glibc raises its mmap threshold to the size of each large block freed, after which
 image-sized buffers come from the heap and freed ones stay resident (measured in the flood test,
 before the runtime kept messages undecoded: 90-95 % of the bound instead of 72-78 %).
-:func:`return_large_blocks_to_os` fixes the threshold, so RSS follows what is live; the pose node
-calls it at start.
+:func:`return_large_blocks_to_os` fixes the threshold at :data:`MMAP_THRESHOLD_BYTES`, so freed
+large images leave RSS; the pose node calls it at start. The threshold sits above the model's
+per-frame tensors (3 persons of the default model: 3.5 MB each for the backbone output and the
+resampled window features): blocks served by mmap are fresh zero pages on every frame, and at 1 MiB
+those page faults cost the 3-person pipeline 5-8 % of its frame rate (docs/runtime.md).
 
 Run ``python -m tdmi_ros.memory_bound config/pose.yaml`` for a parameter file's figures.
 """
@@ -45,6 +48,7 @@ import sys
 from tdmi_ros.params import PoseNodeConfig
 
 MIB = 2**20
+MMAP_THRESHOLD_BYTES = 4 * MIB  # images this large go back to the OS when freed; smaller blocks are reused
 DECODE_PIXEL_BYTES = 9  # see the table above
 
 
@@ -70,9 +74,9 @@ def image_path_bound_bytes(cfg: PoseNodeConfig, message_bytes_per_pixel: int = 8
     return parts
 
 
-def return_large_blocks_to_os(threshold_bytes: int = MIB) -> bool:
-    """Make glibc serve blocks of ``threshold_bytes`` and more (images) with mmap, always, so that
-    freeing one returns it to the OS. No-op (False) off glibc or when the user set
+def return_large_blocks_to_os(threshold_bytes: int = MMAP_THRESHOLD_BYTES) -> bool:
+    """Make glibc serve blocks of ``threshold_bytes`` and more (large images) with mmap, always, so
+    that freeing one returns it to the OS. No-op (False) off glibc or when the user set
     ``MALLOC_MMAP_THRESHOLD_`` (theirs wins)."""
     if "MALLOC_MMAP_THRESHOLD_" in os.environ:
         return False

@@ -118,3 +118,20 @@ def test_large_blocks_go_back_to_the_os(monkeypatch):
     assert return_large_blocks_to_os()  # glibc (Debian): mallopt accepted
     monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "4096")
     assert not return_large_blocks_to_os()  # the user's setting wins
+
+
+def test_mmap_threshold_sits_above_the_default_models_per_frame_tensors():
+    """Blocks at or above the threshold are fresh zero pages each frame (page faults cost the 3-person
+    pipeline 10 % of its frame rate at 1 MiB); the model's per-frame tensors must stay below it, images
+    well above it must not (the flood above relies on freed images leaving RSS)."""
+    from tdmi_core.models.configs import MODEL_CONFIGS
+    from tdmi_ros.memory_bound import MMAP_THRESHOLD_BYTES
+
+    cfg = MODEL_CONFIGS["tdmi_movenet"]
+    persons, stages, float_bytes = 3, 4, 4
+    backbone_output = persons * stages * cfg.width * cfg.heatmap_size_hw[0] * cfg.heatmap_size_hw[1] * float_bytes
+    # aligned mode resamples the 2*delta supporting frames of every window, at the TDE's pooled size
+    pooled_hw = [side // cfg.tde_stride for side in cfg.heatmap_size_hw]
+    resampled = persons * 2 * cfg.delta * stages * cfg.width * pooled_hw[0] * pooled_hw[1] * float_bytes
+    assert max(backbone_output, resampled) < MMAP_THRESHOLD_BYTES
+    assert SIDE * SIDE * 8 > MMAP_THRESHOLD_BYTES  # the flood's messages still go back to the OS
