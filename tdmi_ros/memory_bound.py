@@ -34,7 +34,7 @@ before the runtime kept messages undecoded: 90-95 % of the bound instead of 72-7
 large images leave RSS; the pose node calls it at start. The threshold sits above the model's
 per-frame tensors (3 persons of the default model: 3.5 MB each for the backbone output and the
 resampled window features): blocks served by mmap are fresh zero pages on every frame, and at 1 MiB
-those page faults cost the 3-person pipeline 5-8 % of its frame rate (docs/runtime.md).
+those page faults cost the 3-person pipeline 7-14 % of its frame rate (docs/runtime.md).
 
 Run ``python -m tdmi_ros.memory_bound config/pose.yaml`` for a parameter file's figures.
 """
