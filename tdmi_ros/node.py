@@ -342,10 +342,10 @@ class PoseNode(LifecycleNode):
             for camera in self.cameras:
                 camera.pairer.expire(time.monotonic())
 
-    # ------------------------------------------------------------------ outputs (worker thread)
+    # ------------------------------------------------------------------ outputs (pipeline's head / worker thread)
     def _publish_result(self, frame: FramePoses) -> None:
         if not self.context.ok():
-            return  # shutting down: the worker may finish a frame after rclpy's context is gone
+            return  # shutting down: the pipeline may finish a frame after rclpy's context is gone
         try:
             self._publish_outputs(frame)
         except Exception:

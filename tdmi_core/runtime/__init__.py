@@ -7,7 +7,7 @@ node's worker do not load torch):
 - ``loading``: ``build_estimator`` / ``load_model`` (weights or an untrained model) and ``ModelLoadError``.
 - ``backends``: the ``Backend`` protocol and the one table of backends (torch, onnxruntime, tensorrt).
 - ``estimator``: :class:`StreamingPoseEstimator` (per-track feature reuse); ``types``: its inputs and outputs.
-- ``pipeline``: :class:`PosePipeline`, tracker + estimator on a worker thread; ``worker``: the bounded
+- ``pipeline``: :class:`PosePipeline`, tracker + estimator on a worker thread (the head on a second); ``worker``: the bounded
   queue and thread it runs on; ``stats``: the counters behind ``/diagnostics``.
 - ``crops``, ``buffers``, ``engine_cache``: the estimator's and the compiled backends' parts.
 """

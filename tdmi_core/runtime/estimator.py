@@ -61,7 +61,7 @@ from tdmi_core.runtime.types import FramePoses, PersonPose, StreamFrame, Tracked
 
 _logger = logging.getLogger(__name__)
 
-__all__ = ["StreamingPoseEstimator", "RuntimeStats", "MODES"]
+__all__ = ["StreamingPoseEstimator", "EstimatorStep", "RuntimeStats", "MODES"]
 
 MODES: tuple[str, ...] = ("streaming", "exact", "aligned")
 FEATURE_STRIDE = 4  # backbone features and heatmaps are at 1/4 of the crop
@@ -94,6 +94,28 @@ class _Window:
     box: TrackedBox
     crop: CropBox
     frames: list[int]
+
+
+@dataclass
+class EstimatorStep:
+    """One :meth:`StreamingPoseEstimator.push_many` step between ``begin_step`` and ``end_step``.
+
+    Attributes:
+        num_frames: frames pushed in the step.
+        added: per pushed frame, its stream and frame index.
+        ready: which pushed frames complete a key frame's window (indices into the step's frames).
+        requests: per ready frame, (stream, key frame, last frame available).
+        windows: the windows of those key frames' persons, in request order.
+        head_inputs: the temporal head's inputs for ``windows`` (None without windows); they live in
+            reused buffers, valid until the next ``begin_step``.
+    """
+
+    num_frames: int
+    added: list[tuple[StreamState, int]]
+    ready: list[int]
+    requests: list[tuple[StreamState, int, int]]
+    windows: list[_Window]
+    head_inputs: tuple[Tensor, Tensor] | None
 
 
 class StreamingPoseEstimator:
@@ -228,20 +250,66 @@ class StreamingPoseEstimator:
     def push_many(self, frames: Sequence[StreamFrame]) -> list[list[FramePoses]]:
         """One frame for each of several streams, with one backbone call and one head call for all persons.
 
+        The same as ``end_step(begin_step(frames, own_crop_features(frames)))``; a pipeline runs those
+        parts itself to overlap the next step's backbone with this step's :meth:`run_step`.
+
         Returns:
             Per input frame (in order), what :meth:`push` would return for it.
+        """
+        step = self.begin_step(frames, self.own_crop_features(frames))
+        return self.end_step(step, self.run_step(step))
+
+    def own_crop_features(self, frames: Sequence[StreamFrame]) -> list[dict[int, tuple[tuple, FrameFeatures]]] | None:
+        """Aligned mode: the backbone features of every person of ``frames`` cropped with their own boxes (one call).
+
+        These are the features the frames' windows read; computing them before the frames are added
+        reads no stream state, so a pipeline may run this while the previous step's :meth:`run_step`
+        runs on another thread. Pass the result to :meth:`begin_step`.
+
+        Returns:
+            Per frame, track id → (crop key, features); None in the other modes (their crops depend
+            on held or later boxes, so :meth:`begin_step` computes what they need).
+        """
+        if self.mode != "aligned":
+            return None
+        per_frame = []
+        for frame in frames:
+            image, by_id = self._checked(frame)
+            boxes = np.stack([tb.box_xyxy for tb in by_id.values()]) if by_id else np.zeros((0, 4))
+            per_frame.append((image, list(by_id), crop_boxes(boxes, self.input_size_hw, self.box_padding)))
+        jobs = [(image, crop) for image, _, crops in per_frame for crop in crops]
+        features = iter(self._backbone_features([image for image, _ in jobs], [crop for _, crop in jobs]))
+        return [{tid: (crop.key, next(features)) for tid, crop in zip(ids, crops)} for _, ids, crops in per_frame]
+
+    def begin_step(self, frames: Sequence[StreamFrame],
+                   own_features: list[dict[int, tuple[tuple, FrameFeatures]]] | None = None) -> EstimatorStep:
+        """Add one frame per stream and gather the temporal head's inputs of the key frames they complete.
+
+        ``own_features``: :meth:`own_crop_features` of the same ``frames`` (None: computed here as needed).
+        Changes stream state: a pipeline must not call it before the previous step's :meth:`end_step`.
         """
         keys = [f.stream for f in frames]
         if len(set(keys)) != len(keys):
             raise ValueError(f"one frame per stream per step; streams {keys} repeat")
         checked = [self._checked(f) for f in frames]  # all valid before any stream changes
         added = [self._add(f.stream, image, by_id, f.token) for f, (image, by_id) in zip(frames, checked)]
+        for (stream, index), own in zip(added, own_features or []):
+            self._store_own_features(stream, index, own)
         ready = [n for n, (stream, index) in enumerate(added) if index - self.lag >= stream.next_emit]
-        emitted = self._emit([(added[n][0], added[n][1] - self.lag, added[n][1]) for n in ready])
-        out: list[list[FramePoses]] = [[] for _ in frames]
-        for n, poses in zip(ready, emitted):
-            out[n] = [poses]
-        for stream, _ in added:
+        requests = [(added[n][0], added[n][1] - self.lag, added[n][1]) for n in ready]
+        return EstimatorStep(len(frames), added, ready, requests, *self._start_emit(requests))
+
+    def run_step(self, step: EstimatorStep) -> list[PersonPose]:
+        """The temporal head and decoding of ``step``'s windows (reads no stream state; any thread)."""
+        return self._run_windows(step.windows, step.head_inputs)
+
+    def end_step(self, step: EstimatorStep, poses: list[PersonPose]) -> list[list[FramePoses]]:
+        """Finish ``step`` with its :meth:`run_step` poses: per input frame, what :meth:`push` returns for it."""
+        emitted = self._finish_emit(step.requests, poses)
+        out: list[list[FramePoses]] = [[] for _ in range(step.num_frames)]
+        for n, frame_poses in zip(step.ready, emitted):
+            out[n] = [frame_poses]
+        for stream, _ in step.added:
             self._evict(stream)
         return out
 
@@ -297,19 +365,41 @@ class StreamingPoseEstimator:
         self.stats.frames += 1
         return stream, f
 
+    def _store_own_features(self, stream: StreamState, index: int, own: dict[int, tuple[tuple, FrameFeatures]]) -> None:
+        """Cache :meth:`own_crop_features` of frame ``index`` where they are what its windows will read."""
+        for tid, (key, features) in own.items():
+            state = stream.tracks[tid]
+            crop = state.key_crops[index]
+            if crop.key == key:  # aligned mode: a frame's own crop is its key crop
+                state.features[(index, key)] = features
+                state.canvases[index] = crop
+
     def _emit(self, requests: list[tuple[StreamState, int, int]]) -> list[FramePoses]:
         """The poses of key frames ``(stream, key, last frame available)``, all persons in one head call."""
+        return self._finish_emit(requests, self._run_windows(*self._start_emit(requests)))
+
+    def _start_emit(self, requests: list[tuple[StreamState, int, int]]) -> tuple[list[_Window], tuple[Tensor, Tensor] | None]:
+        """The windows of key frames ``(stream, key, last frame available)`` and the head's inputs for all of them."""
         windows = [
             _Window(stream, stream.tracks[tid], tb, stream.tracks[tid].key_crops[key],
                     window_frames(self.window, key, last + 1, self.delta))
             for stream, key, last in requests for tid, tb in stream.frames[key].tracks.items()
         ]
-        poses: list[PersonPose] = []
-        if windows:
-            heatmaps = self._run_chunked(self.backend.temporal_head, *self._gather_windows(windows))
-            self.stats.head_calls += 1
-            self.stats.windows += len(windows)
-            poses = self._decode(heatmaps, windows)
+        if not windows:
+            return windows, None
+        self.stats.head_calls += 1
+        self.stats.windows += len(windows)
+        return windows, self._gather_windows(windows)
+
+    def _run_windows(self, windows: list[_Window], inputs: tuple[Tensor, Tensor] | None) -> list[PersonPose]:
+        """The temporal head on ``inputs`` and the decoded poses of ``windows``."""
+        if not windows:
+            return []
+        assert inputs is not None
+        return self._decode(self._run_chunked(self.backend.temporal_head, *inputs), windows)
+
+    def _finish_emit(self, requests: list[tuple[StreamState, int, int]], poses: list[PersonPose]) -> list[FramePoses]:
+        """Each request's :class:`FramePoses` from the poses of its windows (in request order); marks them emitted."""
         out = []
         for stream, key, _ in requests:
             record = stream.frames[key]
@@ -362,13 +452,20 @@ class StreamingPoseEstimator:
                     jobs.setdefault((id(cache), i, crop.key), (cache, i, crop, w.stream.frames[i].image))
         if not jobs:
             return
-        crops = self._crop_batch([image for *_, image in jobs.values()], [c.matrix for _, _, c, _ in jobs.values()])
-        feats = self._run_chunked(self.backend.backbone, self._normalizer()(crops))
+        features = self._backbone_features([image for *_, image in jobs.values()], [c for _, _, c, _ in jobs.values()])
+        for (cache, i, crop, _), frame_features in zip(jobs.values(), features):
+            cache[(i, crop.key)] = frame_features
+
+    def _backbone_features(self, images: list[np.ndarray], crops: list[CropBox]) -> list[FrameFeatures]:
+        """One crop per (image, crop box) through the backbone in one call, pooled once for the TDE."""
+        if not crops:
+            return []
+        batch = self._crop_batch(images, [c.matrix for c in crops])
+        feats = self._run_chunked(self.backend.backbone, self._normalizer()(batch))
         motion, visual = pool_stage_features(feats, self.motion_stride), feats[:, -1].clone()  # the other stages are not kept
         self.stats.backbone_calls += 1
-        self.stats.backbone_crops += len(jobs)
-        for n, (cache, i, crop, _) in enumerate(jobs.values()):
-            cache[(i, crop.key)] = FrameFeatures(motion[n], visual[n])
+        self.stats.backbone_crops += len(crops)
+        return [FrameFeatures(m, v) for m, v in zip(motion, visual)]
 
     @staticmethod
     def _resample_into(out: list[Tensor], moved: list[tuple[int, Tensor, np.ndarray]]) -> None:

@@ -51,7 +51,7 @@ def video_poses(frames: Any, detector: Any, estimator: Any, tracker: Any, out: I
         detector: anything with ``detect(image) -> Detections`` (``tdmi_core.detection``).
         estimator, tracker: the pipeline's (:class:`~tdmi_core.runtime.estimator.StreamingPoseEstimator`,
             :class:`~tdmi_core.tracking.IouTracker`).
-        out: where the JSON lines go (written from the worker thread, in frame order).
+        out: where the JSON lines go (written from the pipeline's threads, in frame order).
         queue_depth: frames detected ahead of pose estimation.
 
     Returns:

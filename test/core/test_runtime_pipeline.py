@@ -16,7 +16,7 @@ from tdmi_core.runtime.backends.torch_backend import TorchBackend
 from tdmi_core.runtime.estimator import StreamingPoseEstimator
 from tdmi_core.runtime.pipeline import SKIP_REASON, DroppedFrame, FrameInput, FrameJob, PosePipeline
 from tdmi_core.runtime.stats import PipelineStats, RateMeter
-from tdmi_core.runtime.types import FramePoses
+from tdmi_core.runtime.types import FramePoses, TrackedBox
 from tdmi_core.runtime.worker import FrameWorker
 from tdmi_core.tracking import IouTracker
 
@@ -138,6 +138,97 @@ def test_unusable_input_is_a_counted_drop_not_a_failure(pipeline):
     out.wait_for(1)
     assert stats.drops() == {"image_decode_failed": 1}  # no inference_error, no restart
     assert out.results[0][0] == "frame0" and p.healthy
+
+
+class ProbeBackend:
+    """A real backend whose temporal head can be made to fail or to wait for the next backbone call."""
+
+    def __init__(self, inner: TorchBackend) -> None:
+        self.inner = inner
+        self.name, self.device, self.input_dtype, self.max_batch = inner.name, inner.device, inner.input_dtype, None
+        self.backbone_calls = 0
+        self.called = threading.Condition()
+        self.wait_in_head = 0  # head calls still to wait (up to 10 s) for a backbone call made meanwhile
+        self.overlapped: list[bool] = []
+        self.fail_head = False
+
+    def backbone(self, crops: torch.Tensor) -> torch.Tensor:
+        with self.called:
+            self.backbone_calls += 1
+            self.called.notify_all()
+        return self.inner.backbone(crops)
+
+    def temporal_head(self, motion: torch.Tensor, visual: torch.Tensor) -> torch.Tensor:
+        if self.fail_head:
+            raise RuntimeError("head exploded")
+        if self.wait_in_head > 0:
+            self.wait_in_head -= 1
+            with self.called:
+                before = self.backbone_calls
+                self.overlapped.append(self.called.wait_for(lambda: self.backbone_calls > before, timeout=10.0))
+        return self.inner.temporal_head(motion, visual)
+
+
+def probe_pipeline(**kwargs) -> tuple[PosePipeline, Collector, PipelineStats, ProbeBackend, StreamingPoseEstimator]:
+    est = tiny_estimator()
+    backend = est.backend = ProbeBackend(est.backend)
+    out, stats = Collector(), PipelineStats()
+    return PosePipeline(est, IouTracker, out, stats, **kwargs), out, stats, backend, est
+
+
+def test_next_frames_backbone_runs_while_the_head_runs_and_poses_equal_sequential_push():
+    p, out, stats, backend, _ = probe_pipeline(queue_depth=100)
+    backend.wait_in_head = 2  # the first two heads wait for the next frame's backbone: only an overlap gives it
+    n = 8
+    jobs = [job(i, [[5 + i, 5, 20 + i, 40], [35 - i, 8, 55 - i, 44]], ids=[0, 1]) for i in range(n)]
+    gate = threading.Event()
+    p.worker.call_soon(gate.wait)  # every frame is queued before the first step
+    p.start()
+    try:
+        for j in jobs:
+            p.submit(j)
+        gate.set()
+        p.finish()
+        assert backend.overlapped == [True, True]
+        assert stats.drops() == {} and p.healthy
+    finally:
+        p.stop()
+    sequential = tiny_estimator()  # same seed: the same weights
+    expected = []
+    for j in jobs:
+        frame = j.load()
+        tracks = [TrackedBox(int(t), b, float(s)) for t, b, s in zip(frame.track_ids, frame.boxes_xyxy, frame.scores)]
+        expected += sequential.push(frame.image_bgr, tracks, token=j.token)
+    expected += sequential.flush()
+    assert [t for t, _ in out.results] == [r.token for r in expected] == [f"frame{i}" for i in range(n)]
+    for (_, poses), want in zip(out.results, expected):
+        for got, ref in zip(poses, want.poses, strict=True):
+            np.testing.assert_allclose(got.keypoints, ref.keypoints, rtol=1e-5, atol=1e-5)
+
+
+def test_failed_head_is_counted_restarts_the_sequences_and_a_streak_turns_unhealthy():
+    p, out, stats, backend, est = probe_pipeline(queue_depth=100, max_consecutive_errors=2)
+    backend.fail_head = True
+    p.start()
+    try:
+        for i in range(DELTA + 1):  # frame 0's window fails
+            p.submit(job(i, [[5, 5, 20, 40]]))
+        wait_until(lambda: stats.drops().get("inference_error", 0) == 1)
+        backend.fail_head = False
+        for i in range(DELTA + 1, 2 * DELTA + 3):
+            p.submit(job(i, [[5, 5, 20, 40]]))
+        out.wait_for(2)
+        # the failed sequence (frames 0..delta) was dropped: the next starts at frame delta + 1
+        assert [t for t, _ in out.results] == [f"frame{DELTA + 1}", f"frame{DELTA + 2}"]
+        assert p.healthy and stats.drops() == {"inference_error": 1}
+        backend.fail_head = True
+        for i in range(100, 100 + 2 * (DELTA + 1)):  # two more failures, each after a restart
+            p.submit(job(i, [[5, 5, 20, 40]]))
+        wait_until(lambda: stats.drops().get("inference_error", 0) == 3)
+        assert not p.healthy and "head exploded" in p.last_error
+        assert est.num_buffered_frames <= 2 * DELTA + 1
+    finally:
+        p.stop()
 
 
 def test_full_queue_skips_oldest_without_decoding_it():
@@ -265,8 +356,8 @@ def test_two_streams_step_together_with_their_own_trackers():
     out = Collector()
     estimator = tiny_estimator()
     steps: list[int] = []
-    push_many = estimator.push_many
-    estimator.push_many = lambda frames: steps.append(len(frames)) or push_many(frames)
+    begin_step = estimator.begin_step
+    estimator.begin_step = lambda frames, own: steps.append(len(frames)) or begin_step(frames, own)
     p = PosePipeline(estimator, IouTracker, out, PipelineStats(), queue_depth=100)
     gate = threading.Event()
     p.worker.call_soon(gate.wait)
