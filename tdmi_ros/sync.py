@@ -193,3 +193,28 @@ class StampPairer(Generic[ImageT, DetT]):
         self._last_pair_ns = newest
         self.pairs_emitted += len(ready)
         return ready
+
+
+class StampRateLimit:
+    """Accept at most one message per ``1 / max_rate_hz`` of header stamps: the first of each stamp interval.
+
+    By stamps, not arrival times, so the choice does not depend on transport delays and two nodes with
+    the same rate choose the same images. On a 25 Hz camera with 15 Hz it keeps 15 of 25 (intervals of
+    40 or 80 ms); a stamp that goes back (a restarted source) starts again. ``max_rate_hz`` 0 accepts all.
+    """
+
+    def __init__(self, max_rate_hz: float) -> None:
+        if not max_rate_hz >= 0:
+            raise ValueError(f"max_rate_hz must be >= 0, got {max_rate_hz}")
+        self.period_ns = round(1e9 / max_rate_hz) if max_rate_hz > 0 else 0
+        self._last_interval: int | None = None
+
+    def accept(self, stamp_ns: int) -> bool:
+        """Whether a message stamped ``stamp_ns`` is the first of its interval."""
+        if self.period_ns == 0:
+            return True
+        interval = stamp_ns // self.period_ns
+        if self._last_interval is not None and interval == self._last_interval:
+            return False
+        self._last_interval = interval
+        return True

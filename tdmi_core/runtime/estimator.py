@@ -11,7 +11,9 @@ holds the rule, shared with training). Work per push:
 2. the backbone features each window needs come from the person's cache; the missing ones are
    cropped and go through the backbone in one batched call for all persons, and each frame's
    features are pooled once for the TDE (``TemporalHead.split_inputs``: only those pooled stage
-   features and the final stage are kept);
+   features and the final stage are kept). In aligned mode the new frame's persons go through the
+   backbone first, with their own boxes (:meth:`StreamingPoseEstimator.own_crop_features`, which
+   reads no state, so a pipeline can run it on one thread while the previous head runs on another);
 3. all windows go through the temporal head in one batched call; heatmaps are decoded and mapped
    back through each window's inverse affine.
 

@@ -147,8 +147,9 @@ class ProbeBackend:
         self.inner = inner
         self.name, self.device, self.input_dtype, self.max_batch = inner.name, inner.device, inner.input_dtype, None
         self.backbone_calls = 0
+        self.head_calls = 0
         self.called = threading.Condition()
-        self.wait_in_head = 0  # head calls still to wait (up to 10 s) for a backbone call made meanwhile
+        self.wait_in_head = 0  # the first head calls wait (up to 10 s) for the next frame's backbone
         self.overlapped: list[bool] = []
         self.fail_head = False
 
@@ -161,11 +162,12 @@ class ProbeBackend:
     def temporal_head(self, motion: torch.Tensor, visual: torch.Tensor) -> torch.Tensor:
         if self.fail_head:
             raise RuntimeError("head exploded")
-        if self.wait_in_head > 0:
-            self.wait_in_head -= 1
+        n, self.head_calls = self.head_calls, self.head_calls + 1
+        if n < self.wait_in_head:
+            # head n is frame DELTA + n's step (one backbone call per frame): the next frame's backbone is
+            # call DELTA + n + 2, which a pipeline that finishes each head before the next backbone never makes
             with self.called:
-                before = self.backbone_calls
-                self.overlapped.append(self.called.wait_for(lambda: self.backbone_calls > before, timeout=10.0))
+                self.overlapped.append(self.called.wait_for(lambda: self.backbone_calls >= DELTA + n + 2, timeout=10.0))
         return self.inner.temporal_head(motion, visual)
 
 

@@ -165,3 +165,18 @@ def test_property_order_bounds_and_accounting(events, reset_backwards_ms):
     det_drops = sum(v for k, v in s.drops.items() if k.startswith("detections_"))
     assert len(emitted) + image_drops == images_in
     assert len(emitted) + det_drops == dets_in
+
+
+def test_stamp_rate_limit_keeps_the_first_image_of_each_interval():
+    from tdmi_ros.sync import StampRateLimit
+
+    ms = 1_000_000
+    limit = StampRateLimit(15.0)  # intervals of 66.7 ms
+    kept = [t for t in range(0, 1000, 40) if limit.accept(t * ms)]  # a 25 Hz camera for 1 s
+    assert kept == [0, 80, 160, 240, 280, 360, 440, 480, 560, 640, 680, 760, 840, 880, 960]  # 15 of 25
+    assert not limit.accept(990 * ms)  # same interval as 960
+    assert limit.accept(10 * ms)  # a restarted source (stamps back) starts again
+    every = StampRateLimit(0.0)
+    assert all(every.accept(t) for t in (5, 5, 4))
+    with pytest.raises(ValueError, match="max_rate_hz"):
+        StampRateLimit(-1.0)
