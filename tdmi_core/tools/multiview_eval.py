@@ -301,6 +301,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--train-annotations", type=Path, default=Path("data/teacher/annotations/train"),
                         help="the template's source (the training set)")
     parser.add_argument("--max-frames", type=int, default=None)
+    parser.add_argument("--frame-step", type=int, default=1,
+                        help="keep every Nth of those frames: a camera at the video's rate / N (windows span N times longer)")
     parser.add_argument("--threads", type=int, default=1, help="ONNX Runtime / torch threads (1 = the table's timing)")
     parser.add_argument("--shared-joint-distance", type=float, default=0.1,
                         help="TDMI models: the runtime's shared-joint suppression radius (÷ box height; 0 = off)")
@@ -314,6 +316,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--compare", nargs="*", default=[], metavar="A:B",
                         help="more paired comparisons for the tables (besides twin, sibling and detector)")
     args = parser.parse_args(argv)
+    if args.frame_step < 1:
+        parser.error(f"--frame-step must be >= 1, got {args.frame_step}")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.model:  # torch only for TDMI models (the MediaPipe environment has none)
         import torch
@@ -337,8 +341,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         models = [(n, w) for n, w in models if n not in have]
         template = template if "template" in args.methods else None
     for camera, video in zip(cameras, args.videos):
-        frames = read_video(video, args.max_frames)
-        fps = cv2.VideoCapture(str(video)).get(cv2.CAP_PROP_FPS) or 30.0
+        frames = read_video(video, args.max_frames)[:: args.frame_step]
+        fps = (cv2.VideoCapture(str(video)).get(cv2.CAP_PROP_FPS) or 30.0) / args.frame_step
         tracks, ms = track_camera(frames, args.threads)
         logger.info("%s: %d frames, detector %.1f ms/frame", camera, len(frames), ms)
         add("movenet256", camera, tracks, tracks.keypoints, ms)
