@@ -31,10 +31,11 @@ Fragmentation: glibc raises its mmap threshold to the size of each large block f
 image-sized buffers come from the heap and freed ones stay resident (measured in the flood test,
 before the runtime kept messages undecoded: 90-95 % of the bound instead of 72-78 %).
 :func:`return_large_blocks_to_os` fixes the threshold at :data:`MMAP_THRESHOLD_BYTES`, so freed
-large images leave RSS; the pose node calls it at start. The threshold sits above the model's
-per-frame tensors (3 persons of the default model: 3.5 MB each for the backbone output and the
-resampled window features): blocks served by mmap are fresh zero pages on every frame, and at 1 MiB
-those page faults cost the 3-person pipeline 7-14 % of its frame rate (docs/runtime.md).
+large images leave RSS; the pose node calls it at start. The threshold sits above the runtime's
+per-frame tensors, which on CPU come in pieces of at most
+:data:`tdmi_core.runtime.estimator.CPU_BLOCK_BYTES` for any number of persons: blocks served by mmap
+are fresh zero pages on every frame, and at 1 MiB those page faults cost the 3-person pipeline
+7-14 % of its frame rate (docs/runtime.md).
 
 Run ``python -m tdmi_ros.memory_bound config/pose.yaml`` for a parameter file's figures.
 """

@@ -53,6 +53,7 @@ from torch import Tensor
 
 from tdmi_core.codec import HeatmapCodec
 from tdmi_core.model_input import window_frames, window_span
+from tdmi_core.models.configs import NUM_STAGES
 from tdmi_core.models.tde import pool_stage_features
 from tdmi_core.runtime.align import align_features, feature_affine
 from tdmi_core.runtime.backends.base import Backend
@@ -67,6 +68,12 @@ __all__ = ["StreamingPoseEstimator", "EstimatorStep", "RuntimeStats", "MODES"]
 
 MODES: tuple[str, ...] = ("streaming", "exact", "aligned")
 FEATURE_STRIDE = 4  # backbone features and heatmaps are at 1/4 of the crop
+# On CPU the per-frame feature tensors are made in pieces of at most this size. malloc maps bigger
+# blocks afresh and unmaps them when freed (above its mmap threshold, which the ROS node fixes at
+# 4 MiB for its memory bound), so they page-fault on every frame: 5 persons' backbone output alone
+# is 5.9 MB. Smaller blocks are reused from the heap. ONNX Runtime's CPU cost per crop does not
+# depend on the batch, so the pieces cost nothing.
+CPU_BLOCK_BYTES = 2 * 1024 * 1024
 
 
 @dataclass
@@ -187,6 +194,9 @@ class StreamingPoseEstimator:
         if self.max_batch is not None and self.max_batch < 1:
             raise ValueError(f"max_batch must be >= 1 or None, got {self.max_batch}")
         self.input_size_hw = tuple(int(v) for v in model_cfg.input_size_hw)
+        # float32 bytes of one person-frame's backbone output [S, C, h, w]
+        h, w = (int(v) for v in model_cfg.heatmap_size_hw)
+        self._feature_bytes = 4 * NUM_STAGES * int(getattr(model_cfg, "width", 1)) * h * w
         # the head's split inputs (TemporalHead.split_inputs): pooled stage features, some frames' final stage
         self.motion_stride = int(getattr(model_cfg, "tde_stride", 1))
         self.visual_frames = list(model_cfg.visual_frames)
@@ -459,25 +469,37 @@ class StreamingPoseEstimator:
             cache[(i, crop.key)] = frame_features
 
     def _backbone_features(self, images: list[np.ndarray], crops: list[CropBox]) -> list[FrameFeatures]:
-        """One crop per (image, crop box) through the backbone in one call, pooled once for the TDE."""
+        """One crop per (image, crop box) through the backbone (one batch, in pieces on CPU), pooled once for the TDE."""
         if not crops:
             return []
-        batch = self._crop_batch(images, [c.matrix for c in crops])
-        feats = self._run_chunked(self.backend.backbone, self._normalizer()(batch))
-        motion, visual = pool_stage_features(feats, self.motion_stride), feats[:, -1].clone()  # the other stages are not kept
+        batch = self._normalizer()(self._crop_batch(images, [c.matrix for c in crops]))
+        step = min(n for n in (self.max_batch, self._cpu_piece(self._feature_bytes), len(crops)) if n)
+        out: list[FrameFeatures] = []
+        for i in range(0, len(crops), step):  # pooled per piece: the whole batch's features never exist at once
+            feats = self.backend.backbone(batch[i : i + step])
+            motion, visual = pool_stage_features(feats, self.motion_stride), feats[:, -1].clone()  # other stages not kept
+            out += [FrameFeatures(m, v) for m, v in zip(motion, visual)]
         self.stats.backbone_calls += 1
         self.stats.backbone_crops += len(crops)
-        return [FrameFeatures(m, v) for m, v in zip(motion, visual)]
+        return out
 
-    @staticmethod
-    def _resample_into(out: list[Tensor], moved: list[tuple[int, Tensor, np.ndarray]]) -> None:
-        """Replace ``out[position]`` by its features ``[S, C, h, w]`` resampled through its affine (one call for
-        all), in the shape ``out[position]`` had."""
+    def _cpu_piece(self, item_bytes: int) -> int | None:
+        """Items of ``item_bytes`` per call that keep its tensors under :data:`CPU_BLOCK_BYTES` on CPU (else None)."""
+        if torch.device(self.backend.device).type != "cpu":
+            return None
+        return max(1, CPU_BLOCK_BYTES // max(item_bytes, 1))
+
+    def _resample_into(self, out: list[Tensor], moved: list[tuple[int, Tensor, np.ndarray]]) -> None:
+        """Replace ``out[position]`` by its features ``[S, C, h, w]`` resampled through its affine (few calls
+        for all), in the shape ``out[position]`` had."""
         if not moved:
             return
-        aligned = align_features(torch.stack([f for _, f, _ in moved]), np.stack([a for *_, a in moved]))
-        for (position, _, _), feature in zip(moved, aligned):
-            out[position] = feature.reshape(out[position].shape)
+        step = self._cpu_piece(moved[0][1].numel() * 4) or len(moved)
+        for i in range(0, len(moved), step):
+            part = moved[i : i + step]
+            aligned = align_features(torch.stack([f for _, f, _ in part]), np.stack([a for *_, a in part]))
+            for (position, _, _), feature in zip(part, aligned):
+                out[position] = feature.reshape(out[position].shape)
 
     def _source_crop(self, window: _Window, frame: int) -> CropBox:
         """The crop box whose features stand for ``frame`` in ``window``.

@@ -457,3 +457,27 @@ def test_bad_inputs_raise(model_and_cfg) -> None:
         TrackedBox(1, [5, 0, 0, 5])
     with pytest.raises(TypeError):
         est.push(np.zeros((10, 10, 3), np.uint8), [(1, [0, 0, 5, 5])])
+
+
+def test_cpu_features_come_in_pieces_under_the_block_size_with_the_same_poses(model_and_cfg, monkeypatch) -> None:
+    """Per-frame feature tensors over malloc's mmap threshold page-fault every frame; on CPU the backbone and
+    the resampling run in pieces of at most CPU_BLOCK_BYTES of output, which must not change a number."""
+    import tdmi_core.runtime.estimator as estimator_module
+
+    model, cfg = model_and_cfg
+    n = 6
+    images, boxes = make_images(n, seed=12), moving_boxes(n)
+    whole = run_stream(StreamingPoseEstimator(TorchBackend(model), cfg, mode="aligned"), images, boxes)
+    est = StreamingPoseEstimator(RecordingBackend(TorchBackend(model)), cfg, mode="aligned")
+    monkeypatch.setattr(estimator_module, "CPU_BLOCK_BYTES", est._feature_bytes)  # one person-frame per piece
+    resampled: list[int] = []
+    align = estimator_module.align_features
+    monkeypatch.setattr(estimator_module, "align_features", lambda f, a: resampled.append(len(f)) or align(f, a))
+    pieces = run_stream(est, images, boxes)
+    assert set(est.backend.backbone_batches) == {1} and len(est.backend.backbone_batches) == est.stats.backbone_crops
+    pooled_per_piece = cfg.tde_stride**2  # a pooled person-frame is 1 / stride² of a piece here
+    assert resampled and max(resampled) <= pooled_per_piece and len(resampled) > est.stats.head_calls
+    assert [r.token for r in pieces] == [r.token for r in whole]
+    for a, b in zip(whole, pieces):
+        for pa, pb in zip(a.poses, b.poses, strict=True):
+            np.testing.assert_allclose(pa.keypoints, pb.keypoints, rtol=1e-5, atol=1e-5)
