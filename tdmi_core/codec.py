@@ -87,6 +87,11 @@ def refine_dark(heatmaps: np.ndarray, locs: np.ndarray, sigma: float) -> np.ndar
     pixels of the border, or with a non-negative-definite Hessian (not a maximum), keep their
     integer location; offsets are clipped to one pixel.
 
+    Only the smoothed 5x5 patch around each peak enters the step, so only that is smoothed: the same
+    kernel and border rule as ``cv2.GaussianBlur`` of the whole map (``cv2.getGaussianKernel``,
+    reflect-101), 10x less work. (DARK's rescaling of the smoothed map to the original peak adds a
+    constant to the log, which no derivative sees.)
+
     Args:
         heatmaps: ``[..., K, h, w]``; locs: ``[..., K, 2]`` integer (x, y) maxima; sigma: target sigma.
 
@@ -94,26 +99,25 @@ def refine_dark(heatmaps: np.ndarray, locs: np.ndarray, sigma: float) -> np.ndar
         ``[..., K, 2]`` refined locations (float64).
     """
     import cv2
+    from numpy.lib.stride_tricks import sliding_window_view
 
     hm = np.asarray(heatmaps, dtype=np.float32)
     h, w = hm.shape[-2:]
     flat = hm.reshape(-1, h, w)
     ksize = 2 * int(round(2.5 * sigma)) + 1
-    smoothed = np.empty_like(flat)
-    for i, m in enumerate(flat):
-        b = cv2.GaussianBlur(m, (ksize, ksize), sigma)
-        peak = float(b.max())
-        smoothed[i] = b * (float(m.max()) / peak) if peak > 0 else b
-    log = np.log(np.maximum(smoothed, 1e-10)).astype(np.float64)
+    kernel = cv2.getGaussianKernel(ksize, sigma).ravel()
     pts = np.asarray(locs, dtype=np.float64).reshape(-1, 2).copy()
-    n = np.arange(flat.shape[0])
     x = pts[:, 0].astype(np.int64)
     y = pts[:, 1].astype(np.int64)
     ok = (x > 1) & (x < w - 2) & (y > 1) & (y < h - 2)
-    xc, yc = np.clip(x, 2, w - 3), np.clip(y, 2, h - 3)
+    reach = np.arange(-2 - ksize // 2, 3 + ksize // 2)  # the 5x5 patch and the kernel's reach around it
+    rows, cols = _reflect_101(y[:, None] + reach, h), _reflect_101(x[:, None] + reach, w)
+    window = flat[np.arange(flat.shape[0])[:, None, None], rows[:, :, None], cols[:, None, :]]
+    patch = sliding_window_view(sliding_window_view(window, ksize, axis=1) @ kernel, ksize, axis=2) @ kernel
+    log = np.log(np.maximum(patch, 1e-10))  # [N, 5, 5], the peak at [2, 2]
 
     def at(dy: int, dx: int) -> np.ndarray:
-        return log[n, yc + dy, xc + dx]
+        return log[:, 2 + dy, 2 + dx]
 
     gx = 0.5 * (at(0, 1) - at(0, -1))
     gy = 0.5 * (at(1, 0) - at(-1, 0))
@@ -128,6 +132,15 @@ def refine_dark(heatmaps: np.ndarray, locs: np.ndarray, sigma: float) -> np.ndar
     pts[:, 0] += np.where(maximum, np.clip(ox, -1.0, 1.0), 0.0)
     pts[:, 1] += np.where(maximum, np.clip(oy, -1.0, 1.0), 0.0)
     return pts.reshape(np.shape(locs))
+
+
+def _reflect_101(index: np.ndarray, size: int) -> np.ndarray:
+    """OpenCV's BORDER_REFLECT_101 (``gfedcb|abcdefgh|gfedcba``) for any integer indices into ``size`` pixels."""
+    if size == 1:
+        return np.zeros_like(index)
+    period = 2 * (size - 1)
+    folded = np.abs(index) % period
+    return np.where(folded >= size, period - folded, folded)
 
 
 class HeatmapCodec:
